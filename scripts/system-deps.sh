@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Debian programs that end-to-end tests drive for real. Installed only when
+# missing, and only when we can (root with apt-get); tests that need a program
+# that is still missing are skipped with a reason.
+set -uo pipefail
+need=()
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "salas: installing Debian packages: ${need[*]}" >&2
+    apt-get update -qq >&2 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2 || \
+        echo "salas: could not install ${need[*]}; tests that need them will skip" >&2
+else
+    echo "salas: missing ${need[*]} (not root); tests that need them will skip" >&2
+fi
+exit 0

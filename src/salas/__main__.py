@@ -1,0 +1,3 @@
+from salas.cli import main
+
+raise SystemExit(main())

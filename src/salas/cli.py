@@ -1,0 +1,126 @@
+"""The ``salas`` command line: ``serve``, ``chat``, ``send``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from salas import __version__
+from salas.config import ConfigError, load
+
+
+def _runner(coro: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop when it is installed (the ``fast`` extra), else on asyncio's own loop."""
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="salas", description="A chat-room server with many doors."
+    )
+    parser.add_argument("--version", action="version", version=f"salas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument(
+        "--listen",
+        action="append",
+        metavar="PROTO:[HOST:]PORT",
+        help="a door to open (repeatable); PROTO is line or cs168. Default: line:6900",
+    )
+    serve.add_argument("--data-dir", metavar="DIR", help="where logs (and later history) live")
+    serve.add_argument("--config", metavar="FILE", help="a TOML settings file")
+
+    chat = sub.add_parser("chat", help="the terminal client")
+    chat.add_argument(
+        "url",
+        nargs="?",
+        default="line://localhost:6900",
+        metavar="URL",
+        help="line://HOST:PORT (default line://localhost:6900) or cs168://HOST:PORT",
+    )
+    chat.add_argument("--name", help="your name (CS168: defaults to your login name)")
+    chat.add_argument("--room", help="a room to join at once")
+
+    send = sub.add_parser("send", help="send one message to a room, then exit")
+    send.add_argument("url", nargs="?", default="line://localhost:6900", metavar="URL")
+    send.add_argument("--room", required=True, help="the room to speak in")
+    send.add_argument("--name", help="the name to speak as")
+    send.add_argument("message", metavar="MESSAGE", help="what to say")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "chat":
+        return _chat(args)
+    if args.command == "send":
+        return _send(args)
+    parser.print_help()
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from salas.net.serve import serve
+
+    try:
+        config = load(args.config)
+        if args.listen:
+            config.server.listen = list(args.listen)
+            config.listens()
+        if args.data_dir:
+            config.server.data_dir = args.data_dir
+    except ConfigError as err:
+        print(f"salas serve: {err}", file=sys.stderr)
+        return 2
+    try:
+        return _runner(serve(config))
+    except OSError as err:
+        print(f"salas serve: {err}", file=sys.stderr)
+        return 1
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from salas.client.link import UrlError, parse_url
+
+    try:
+        target = parse_url(args.url)
+    except UrlError as err:
+        print(f"salas chat: {err}", file=sys.stderr)
+        return 2
+    name = args.name
+    if target.scheme == "cs168" and not name:
+        name = getpass.getuser()
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        from salas.client.screen import run_screen
+
+        return _runner(run_screen(target, name, args.room))
+    from salas.client.pipe import run_pipe
+
+    return _runner(run_pipe(target, name, args.room))
+
+
+def _send(args: argparse.Namespace) -> int:
+    from salas.client.link import UrlError, parse_url
+    from salas.client.send import send_one
+
+    try:
+        target = parse_url(args.url)
+    except UrlError as err:
+        print(f"salas send: {err}", file=sys.stderr)
+        return 2
+    return _runner(send_one(target, args.room, args.message, args.name))

@@ -1,0 +1,191 @@
+"""``salas chat`` on a terminal: incoming lines scroll above an input line that
+they never garble (prompt_toolkit), with history, completion and a status bar.
+
+Own lines stay in the scrollback marked ``[You]`` (seed 004; ``[Me]`` on the
+CS168 door, as its seed does). ``/join`` switches rooms; Ctrl-D or ``/quit`` leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.patch_stdout import patch_stdout
+from prompt_toolkit.shortcuts import print_formatted_text
+from prompt_toolkit.styles import Style
+
+from salas.client.link import Link, Target, connect
+from salas.proto import line as L
+from salas.proto.cs168 import CLIENT_CANNOT_CONNECT, CLIENT_SERVER_DISCONNECTED
+
+STYLE = Style.from_dict(
+    {
+        "error": "ansired bold",
+        "notice": "ansibrightblack",
+        "name": "bold",
+        "private": "ansimagenta",
+        "toolbar": "reverse",
+    }
+)
+_SPEAKER = re.compile(r"^\[([^\]\s]+)\] ")
+#: How long to wait for the server's goodbye after /quit.
+QUIT_WAIT = 3.0
+
+
+@dataclass
+class State:
+    """What the status bar shows; followed from the server's own lines."""
+
+    server: str
+    name: str = ""
+    room: str = ""
+    names: set[str] = field(default_factory=set)
+
+    def follow(self, text: str) -> None:
+        if m := L.WELCOME_RE.match(text):
+            self.name = m.group(1)
+        elif m := L.YOU_JOINED_RE.match(text):
+            self.room = m.group(1)
+        elif (m := L.YOU_LEFT_RE.match(text)) or (m := L.ROOM_CLOSED_RE.match(text)):
+            if m.group(1) == self.room:
+                self.room = ""
+        elif m := L.YOU_RENAMED_RE.match(text):
+            self.name = m.group(1)
+        elif m := _SPEAKER.match(text):
+            self.names.add(m.group(1))
+
+
+class ChatCompleter(Completer):
+    """Commands at the start of a line, names of people seen anywhere."""
+
+    def __init__(self, state: State, commands: Iterable[str]) -> None:
+        self.state = state
+        self.commands = sorted("/" + c for c in commands)
+
+    def get_completions(self, document: Document, event: CompleteEvent) -> Iterable[Completion]:
+        word = document.get_word_before_cursor(WORD=True)
+        if not word:
+            return
+        at_start = document.text_before_cursor.lstrip() == word
+        if at_start and word.startswith("/"):
+            pool: Iterable[str] = self.commands
+        else:
+            pool = sorted(self.state.names)
+        low = word.lower()
+        for item in pool:
+            if item.lower().startswith(low):
+                yield Completion(item, start_position=-len(word))
+
+
+def _history() -> History:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    path = Path(base) / "salas" / "chat-history"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)
+        return FileHistory(str(path))
+    except OSError:
+        return InMemoryHistory()
+
+
+def styled(text: str) -> FormattedText:
+    if text.startswith("! "):
+        return FormattedText([("class:error", text)])
+    if text.startswith(("> ", "< ", "  ")):
+        return FormattedText([("class:notice", text)])
+    if text.startswith("[") and " -> you] " in text:
+        return FormattedText([("class:private", text)])
+    if m := _SPEAKER.match(text):
+        return FormattedText([("class:name", m.group(0)), ("", text[m.end() :])])
+    return FormattedText([("", text)])
+
+
+async def run_screen(target: Target, name: str | None, room: str | None) -> int:
+    cs168 = target.scheme == "cs168"
+    try:
+        link = await connect(target, name)
+    except (OSError, TimeoutError):
+        print(CLIENT_CANNOT_CONNECT.format(target.host, target.port))
+        return 1
+    state = State(server=str(target), name=name or "")
+    commands = ("create", "join", "list") if cs168 else tuple(L.COMMANDS)
+    session: PromptSession[str] = PromptSession(
+        history=_history(),
+        completer=ChatCompleter(state, commands),
+        complete_while_typing=False,
+        bottom_toolbar=lambda: _toolbar(state, cs168),
+        style=STYLE,
+    )
+    if room:
+        link.send(f"/join {room}")
+    with patch_stdout(raw=True):
+        return await _loop(link, session, state, target, cs168)
+
+
+def _toolbar(state: State, cs168: bool) -> str:
+    where = f"in {state.room}" if state.room else "in no room"
+    who = state.name or "?"
+    keys = "Ctrl-D quits" if cs168 else "/help  Tab completes  Ctrl-D quits"
+    return f" {who} {where} @ {state.server}   {keys} "
+
+
+async def _loop(
+    link: Link, session: PromptSession[str], state: State, target: Target, cs168: bool
+) -> int:
+    gone = asyncio.Event()
+    leaving = False  # we asked to go: the server closing is no surprise
+
+    async def receive() -> None:
+        while (text := await link.recv()) is not None:
+            for part in text.split("\n"):
+                state.follow(part)
+                print_formatted_text(styled(part), style=STYLE)
+        if not leaving:
+            notice = CLIENT_SERVER_DISCONNECTED.format(target.host, target.port)
+            print_formatted_text(FormattedText([("class:error", notice)]), style=STYLE)
+        gone.set()
+        app = session.app
+        if app.is_running:
+            app.exit(exception=EOFError())
+
+    reader = asyncio.create_task(receive())
+    prompt = "[Me] " if cs168 else "[You] "
+    sent_quit = False
+    try:
+        while not gone.is_set():
+            try:
+                text = await session.prompt_async(prompt)
+            except (EOFError, KeyboardInterrupt):
+                break
+            if gone.is_set():
+                break
+            if not text.strip():
+                continue
+            if not cs168 and text.strip().lower().split(" ", 1)[0] == "/quit":
+                leaving = sent_quit = True
+                link.send(text)
+                break
+            link.send(text)
+        leaving = True
+        if not gone.is_set() and not cs168:
+            if not sent_quit:
+                link.send("/quit")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gone.wait(), QUIT_WAIT)
+    finally:
+        reader.cancel()
+        with contextlib.suppress(BaseException):
+            await reader
+        with contextlib.suppress(Exception):
+            await link.close()
+    return 0

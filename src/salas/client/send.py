@@ -1,0 +1,78 @@
+"""``salas send``: say one thing in one room and leave (a notifier for scripts)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import sys
+
+from salas.client.link import Link, Target, connect
+from salas.proto.cs168 import CLIENT_CANNOT_CONNECT
+
+#: How long the whole exchange may take before we give up.
+SEND_TIMEOUT = 10.0
+#: CS168 has no way to confirm; errors, if any, come within this.
+CS168_SETTLE = 0.5
+
+
+async def send_one(target: Target, room: str, message: str, name: str | None) -> int:
+    try:
+        link = await connect(target, name)
+    except (OSError, TimeoutError):
+        print(CLIENT_CANNOT_CONNECT.format(target.host, target.port), file=sys.stderr)
+        return 1
+    try:
+        return await asyncio.wait_for(_exchange(link, target, room, message), SEND_TIMEOUT)
+    except TimeoutError:
+        print("salas send: the server did not answer in time", file=sys.stderr)
+        return 1
+    finally:
+        with contextlib.suppress(Exception):
+            await link.close()
+
+
+async def _barrier(link: Link) -> list[str]:
+    """Wait until the server has handled everything sent so far; return its errors."""
+    token = "salas-send-" + secrets.token_hex(6)
+    link.send(f"/echo {token}")
+    errors: list[str] = []
+    while True:
+        text = await link.recv()
+        if text is None:
+            return [*errors, "the server closed the connection"]
+        if text == token:
+            return errors
+        if text.startswith("! ") and not text.startswith("! You are already in"):
+            errors.append(text[2:])
+
+
+async def _exchange(link: Link, target: Target, room: str, message: str) -> int:
+    link.send(f"/join {room}")
+    lines = [("/" + line if line.startswith("/") else line) for line in message.splitlines()]
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        print("salas send: the message is empty", file=sys.stderr)
+        return 1
+    if target.scheme == "cs168":
+        for line in lines:
+            link.send(line)
+        # No acknowledgement exists on this door: report any error that comes back soon.
+        try:
+            text = await asyncio.wait_for(link.recv(), CS168_SETTLE)
+        except TimeoutError:
+            return 0
+        if text is not None and not text.startswith("["):
+            print(f"salas send: {text}", file=sys.stderr)
+            return 1
+        return 0
+    # Only speak once the join is known to have worked: never into the wrong room.
+    errors = await _barrier(link)
+    if not errors:
+        for line in lines:
+            link.send(line)
+        errors = await _barrier(link)
+    for err in errors:
+        print(f"salas send: {err}", file=sys.stderr)
+    link.send("/quit")
+    return 1 if errors else 0

@@ -1,0 +1,263 @@
+"""Settings: embedded defaults, then a TOML file, then ``SALAS__SECTION__KEY``
+environment variables, then command-line flags (each wins over the one before).
+
+An unknown key is a warning that names it; a value of the wrong type is a
+``ConfigError`` that names the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DOORS = ("line", "irc", "http", "cs168")
+#: Doors this build can open.
+AVAILABLE_DOORS = ("line", "cs168")
+DEFAULT_LISTEN = ("line:6900",)
+ENV_PREFIX = "SALAS__"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    door: str
+    host: str | None
+    port: int
+
+    def __str__(self) -> str:
+        host = self.host or "*"
+        return f"{self.door}:{'[' + host + ']' if ':' in host else host}:{self.port}"
+
+
+def parse_listen(spec: str) -> Listen:
+    """``PROTO:[HOST:]PORT``; an IPv6 host goes in brackets: ``irc:[::1]:6667``."""
+    door, sep, rest = spec.partition(":")
+    if not sep or door not in DOORS:
+        raise ConfigError(
+            f"--listen {spec!r}: expected PROTO:[HOST:]PORT with PROTO one of {', '.join(DOORS)}"
+        )
+    if door not in AVAILABLE_DOORS:
+        raise ConfigError(f"--listen {spec!r}: the {door} door is not part of this build yet")
+    host: str | None = None
+    if rest.startswith("["):
+        close = rest.find("]")
+        if close < 0 or rest[close + 1 : close + 2] != ":":
+            raise ConfigError(f"--listen {spec!r}: an IPv6 host is written [HOST]:PORT")
+        host, port_text = rest[1:close], rest[close + 2 :]
+    elif ":" in rest:
+        host, _, port_text = rest.rpartition(":")
+    else:
+        port_text = rest
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"--listen {spec!r}: the port must be a number from 0 to 65535")
+    return Listen(door, host or None, int(port_text))
+
+
+@dataclass(slots=True)
+class ServerSettings:
+    name: str = "salas.local"
+    description: str = "salas chat"
+    network: str = "salas"
+    listen: list[str] = field(default_factory=lambda: list(DEFAULT_LISTEN))
+    data_dir: str = ""
+    lobby: str = "lobby"
+
+
+@dataclass(slots=True)
+class LimitsSettings:
+    flood_exempt: list[str] = field(default_factory=list)
+    sendq_bytes: int = 1_048_576
+    flood_rate: float = 4.0
+    flood_burst: int = 12
+    flood_queue: int = 40
+    register_timeout: float = 60.0
+    max_rooms: int = 10_000
+    empty_room_ttl: float = 3600.0
+
+
+@dataclass(slots=True)
+class LogSettings:
+    level: str = "info"
+    console: bool = True
+    file: bool = True
+    file_max_bytes: int = 10 * 1024 * 1024
+    file_backups: int = 5
+    messages: bool = True
+    private_messages: bool = False
+
+
+@dataclass(slots=True)
+class Operator:
+    name: str
+    password: str
+
+
+@dataclass(slots=True)
+class Config:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    operators: list[Operator] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def listens(self) -> list[Listen]:
+        return [parse_listen(s) for s in self.server.listen]
+
+    def flood_exempt(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(n, strict=False) for n in self.limits.flood_exempt]
+
+    def data_path(self) -> Path:
+        if self.server.data_dir:
+            return Path(self.server.data_dir).expanduser()
+        return default_data_dir()
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/salas`` (``~/.local/share/salas``).
+
+    One fixed place, so the server and ``salas admin`` find each other.
+    """
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "salas"
+
+
+_SECTIONS: dict[str, type] = {
+    "server": ServerSettings,
+    "limits": LimitsSettings,
+    "log": LogSettings,
+}
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Check ``value`` against the type of the default it replaces."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 0:
+                raise ConfigError(f"{key}: must not be negative, got {value}")
+            return value
+        raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+    if isinstance(default, float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if value < 0:
+                raise ConfigError(f"{key}: must not be negative, got {value}")
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if isinstance(default, str):
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if isinstance(default, list):
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+    raise ConfigError(f"{key}: unsupported value {value!r}")  # pragma: no cover
+
+
+def _env_value(raw: str) -> Any:
+    """An environment value read as a TOML value when it is one, else as a string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        if len(parts) != 2:
+            continue
+        out.setdefault(parts[0], {})[parts[1]] = _env_value(raw)
+    return out
+
+
+def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except OSError as err:
+            raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: not valid TOML: {err}") from err
+    for section, values in _env_overrides(os.environ if env is None else env).items():
+        target = data.setdefault(section, {})
+        if isinstance(target, dict):
+            target.update(values)
+    return from_dict(data)
+
+
+def from_dict(data: Mapping[str, Any]) -> Config:
+    cfg = Config()
+    for section, value in data.items():
+        if section == "operators":
+            cfg.operators = _operators(value)
+            continue
+        cls = _SECTIONS.get(section)
+        if cls is None:
+            cfg.warnings.append(f"unknown section [{section}] ignored")
+            continue
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{section}] must be a table")
+        target = getattr(cfg, section)
+        known = {f.name for f in fields(cls)}
+        for key, v in value.items():
+            if key not in known:
+                cfg.warnings.append(f"unknown key {section}.{key} ignored")
+                continue
+            setattr(target, key, _coerce(f"{section}.{key}", v, getattr(target, key)))
+    _validate(cfg)
+    return cfg
+
+
+def _operators(value: Any) -> list[Operator]:
+    if not isinstance(value, list):
+        raise ConfigError("[[operators]] must be an array of tables")
+    ops = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise ConfigError(f"operators[{i}] must be a table")
+        name, password = item.get("name"), item.get("password")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"operators[{i}].name: expected a non-empty string")
+        if not isinstance(password, str) or not password:
+            raise ConfigError(f"operators[{i}].password: expected a non-empty string")
+        ops.append(Operator(name, password))
+    return ops
+
+
+def _validate(cfg: Config) -> None:
+    for spec in cfg.server.listen:
+        parse_listen(spec)
+    for net in cfg.limits.flood_exempt:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError as err:
+            raise ConfigError(f"limits.flood_exempt: {net!r} is not an address or CIDR") from err
+    if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError(
+            f"log.level: expected debug, info, warning or error, got {cfg.log.level!r}"
+        )
+    if cfg.limits.flood_rate <= 0:
+        raise ConfigError("limits.flood_rate: must be above 0")
+    if cfg.limits.flood_burst < 1:
+        raise ConfigError("limits.flood_burst: must be at least 1")
+    if cfg.limits.sendq_bytes < 4096:
+        raise ConfigError("limits.sendq_bytes: must be at least 4096")
+    if not cfg.server.lobby:
+        raise ConfigError("server.lobby: must not be empty")

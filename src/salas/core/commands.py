@@ -1,0 +1,166 @@
+"""What sessions ask the hub for. Every door translates its wire into these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+MessageKind = Literal["say", "action", "notice"]
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """Become a named user. ``name=None`` asks for a guest name.
+
+    ``uniquify`` is for doors that can't refuse a name (CS168): a taken or
+    invalid name is changed instead of refused. ``lobby`` joins the lobby at once.
+    """
+
+    name: str | None
+    door: str
+    host: str
+    port: int
+    username: str = ""
+    realname: str = ""
+    echo: bool = False
+    lobby: bool = False
+    uniquify: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rename:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """Enter a room. ``switch`` leaves every other room first (one-room doors);
+    ``create`` makes the room when it is missing (IRC's JOIN)."""
+
+    room: str
+    key: str | None = None
+    create: bool = False
+    switch: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    """Make a room and enter it; refused when it exists."""
+
+    room: str
+    limit: int | None = None
+    key: str | None = None
+    private: bool = False
+    switch: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """Leave ``room``, or the current room when it is None."""
+
+    room: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    """Speak in ``room``, or the current room when it is None."""
+
+    room: str | None
+    text: str
+    kind: MessageKind = "say"
+
+
+@dataclass(frozen=True, slots=True)
+class Tell:
+    """A private message to one person."""
+
+    target: str
+    text: str
+    kind: MessageKind = "say"
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """Ask for (``text=None``) or set the topic of ``room`` (None: current room)."""
+
+    room: str | None
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListRooms:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ListUsers:
+    """``/who``: a room's members (None: current room), or everyone with ``everyone``."""
+
+    room: str | None = None
+    everyone: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class Echo:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetEcho:
+    """Whether one's own messages come back (IRC's echo-message, the web client)."""
+
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SetAway:
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Kick:
+    """Put ``name`` out of ``room`` (None: the sender's current room)."""
+
+    room: str | None
+    name: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """Let ``name`` into ``room`` (None: the sender's current room), private or not."""
+
+    name: str
+    room: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    reason: str = ""
+
+
+Command = (
+    Register
+    | Rename
+    | Join
+    | Create
+    | Leave
+    | Say
+    | Tell
+    | Topic
+    | ListRooms
+    | ListUsers
+    | Names
+    | Echo
+    | SetEcho
+    | SetAway
+    | Kick
+    | Invite
+    | Quit
+)

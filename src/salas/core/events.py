@@ -1,0 +1,195 @@
+"""What the hub tells sessions. Each door renders these in its own words.
+
+Events are immutable snapshots: they are rendered right after the command
+that made them, once per wire variant, and may be shared by many recipients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from salas.core.commands import Command, MessageKind
+from salas.core.errors import ChatError
+from salas.core.model import Member, RoomInfo, UserInfo, UserRef
+
+LeaveKind = Literal["leave", "quit", "kick", "close"]
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """To a session that just registered."""
+
+    user: UserRef
+    online: int
+    server: str
+    door: str = ""
+    address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """To everyone in ``room``, the newcomer included. ``count`` is after the join."""
+
+    room: str
+    user: UserRef
+    count: int
+    realname: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    """To everyone who was in ``room``, the one who left included."""
+
+    room: str
+    user: UserRef
+    count: int
+    kind: LeaveKind = "leave"
+    reason: str = ""
+    by: UserRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A room message; ``id`` orders a room's history."""
+
+    id: int
+    time: float
+    room: str
+    sender: UserRef
+    text: str
+    kind: MessageKind = "say"
+
+
+@dataclass(frozen=True, slots=True)
+class Private:
+    id: int
+    time: float
+    sender: UserRef
+    target: UserRef
+    text: str
+    kind: MessageKind = "say"
+
+
+@dataclass(frozen=True, slots=True)
+class Renamed:
+    """To the renamed person and everyone who shares a room with them."""
+
+    old: UserRef
+    new: UserRef
+
+
+@dataclass(frozen=True, slots=True)
+class TopicChanged:
+    room: str
+    topic: str
+    by: UserRef
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class TopicIs:
+    """The answer to a topic query, and part of what a newcomer is told."""
+
+    room: str
+    topic: str
+    by: str
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class RoomList:
+    rooms: tuple[RoomInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UserList:
+    """``room`` is None when the list is of everyone online."""
+
+    room: str | None
+    users: tuple[UserInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NameList:
+    """A room's members; sent to a newcomer after their Joined."""
+
+    room: str
+    members: tuple[Member, ...]
+    private: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Echoed:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class AwayChanged:
+    """To oneself (and, for doors that show it, to those who share a room)."""
+
+    user: UserRef
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Invited:
+    """To the invited person and, as confirmation, to the one who invited."""
+
+    room: str
+    by: UserRef
+    target: UserRef
+
+
+@dataclass(frozen=True, slots=True)
+class ServerNotice:
+    """Plain words from the server or an operator, to one or many."""
+
+    text: str
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """To the sender only: the command was refused and nothing changed."""
+
+    error: ChatError
+    command: Command | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """The session is being disconnected; the door says why, then it is closed."""
+
+    reason: str
+    kind: Literal["quit", "kill", "shutdown", "error"] = "quit"
+
+
+Event = (
+    Welcome
+    | Joined
+    | Left
+    | Message
+    | Private
+    | Renamed
+    | TopicChanged
+    | TopicIs
+    | RoomList
+    | UserList
+    | NameList
+    | Echoed
+    | AwayChanged
+    | Invited
+    | ServerNotice
+    | Failed
+    | Closing
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """``event`` goes to every session in ``to`` except ``exclude``."""
+
+    to: tuple[int, ...]
+    event: Event
+    exclude: int = -1

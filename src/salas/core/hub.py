@@ -1,0 +1,571 @@
+"""The hub: the one place chat state changes.
+
+``Hub.handle(sid, command, now)`` checks the command against the state, and
+only when every check passes does it change anything; it returns the
+deliveries (who gets which event). A refused command returns one ``Failed``
+to its sender and leaves the state exactly as it was.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from salas.core import commands as c
+from salas.core import errors as e
+from salas.core.events import (
+    AwayChanged,
+    Closing,
+    Delivery,
+    Echoed,
+    Event,
+    Failed,
+    Invited,
+    Joined,
+    Left,
+    Message,
+    NameList,
+    Private,
+    Renamed,
+    RoomList,
+    ServerNotice,
+    TopicChanged,
+    TopicIs,
+    UserList,
+    Welcome,
+)
+from salas.core.model import Member, Room, RoomInfo, User, UserInfo
+from salas.core.names import (
+    NAME_MAX,
+    TOPIC_MAX,
+    fold,
+    guest_name,
+    sanitize_name,
+    valid_name,
+    valid_room,
+)
+
+#: Longest message text in bytes. The line door's 4 KiB line bound minus room
+#: for the command word; IRC and CS168 split longer texts when they render.
+MAX_TEXT_BYTES = 4000
+#: A room limit above this is surely a typo.
+MAX_LIMIT = 100_000
+
+_BAD_TEXT_CHARS = frozenset("\r\n\x00")
+
+
+@dataclass(frozen=True, slots=True)
+class HubSettings:
+    server_name: str = "salas.local"
+    lobby: str = "lobby"
+    #: Rooms that may exist at once (each costs memory even when empty).
+    max_rooms: int = 10_000
+    #: Empty rooms made by users are forgotten after this many seconds.
+    empty_room_ttl: float = 3600.0
+
+
+def check_text(text: str) -> None:
+    """Refuse text that no door can carry: empty, line breaks, NUL, oversize."""
+    if not text or text.isspace():
+        raise e.TextInvalid("empty")
+    if not _BAD_TEXT_CHARS.isdisjoint(text):
+        raise e.TextInvalid("line breaks or NUL")
+    if len(text) * 4 > MAX_TEXT_BYTES and len(text.encode()) > MAX_TEXT_BYTES:
+        raise e.TextInvalid(f"longer than {MAX_TEXT_BYTES} bytes")
+
+
+class Hub:
+    def __init__(self, settings: HubSettings | None = None, *, seed: int | None = None) -> None:
+        self.settings = settings or HubSettings()
+        self.users: dict[int, User] = {}
+        self.by_name: dict[str, User] = {}
+        self.rooms: dict[str, Room] = {}
+        self._rng = random.Random(seed)
+        self._msg_seq = 0
+        self._handlers: dict[type, Callable[[User, Any, float, list[Delivery]], None]] = {
+            c.Rename: self._rename,
+            c.Join: self._join,
+            c.Create: self._create,
+            c.Leave: self._leave,
+            c.Say: self._say,
+            c.Tell: self._tell,
+            c.Topic: self._topic,
+            c.ListRooms: self._list_rooms,
+            c.ListUsers: self._list_users,
+            c.Names: self._names,
+            c.Echo: self._echo,
+            c.SetEcho: self._set_echo,
+            c.SetAway: self._set_away,
+            c.Kick: self._kick,
+            c.Invite: self._invite,
+            c.Quit: self._quit,
+        }
+
+    # -- entry point -------------------------------------------------------
+
+    def handle(self, sid: int, cmd: c.Command, now: float) -> list[Delivery]:
+        out: list[Delivery] = []
+        try:
+            if isinstance(cmd, c.Register):
+                self._register(sid, cmd, now, out)
+                return out
+            user = self.users.get(sid)
+            if user is None:
+                return out  # not registered (or already gone): nothing to do
+            handler = self._handlers[type(cmd)]
+            handler(user, cmd, now, out)
+        except e.ChatError as err:
+            return [Delivery((sid,), Failed(err, cmd))]
+        return out
+
+    # -- lookups -------------------------------------------------------------
+
+    @property
+    def online(self) -> int:
+        return len(self.users)
+
+    def user_named(self, name: str) -> User | None:
+        return self.by_name.get(fold(name))
+
+    def room_named(self, name: str) -> Room | None:
+        return self.rooms.get(fold(name))
+
+    def _room(self, name: str) -> Room:
+        room = self.rooms.get(fold(name))
+        if room is None:
+            raise e.NoSuchRoom(name)
+        return room
+
+    def _target_room(self, user: User, name: str | None) -> Room:
+        """A named room, or the sender's current room; NotInRoom when there is none."""
+        if name is None:
+            room = user.current_room()
+            if room is None:
+                raise e.NotInRoom("")
+            return room
+        return self._room(name)
+
+    def _next_id(self) -> int:
+        self._msg_seq += 1
+        return self._msg_seq
+
+    def room_info(self, room: Room) -> RoomInfo:
+        return RoomInfo(
+            room.name,
+            len(room.members),
+            room.limit,
+            room.topic,
+            room.private,
+            room.password is not None,
+        )
+
+    def user_info(self, user: User, now: float, room: Room | None = None) -> UserInfo:
+        return UserInfo(
+            name=user.name,
+            username=user.username,
+            host=user.host,
+            address=user.address,
+            door=user.door,
+            realname=user.realname,
+            rooms=tuple(r.name for r in user.rooms.values()),
+            idle=max(0.0, now - user.last_active),
+            connected_at=user.connected_at,
+            account=user.account,
+            away=user.away,
+            oper=user.oper,
+            modes=room.members.get(user.sid, "") if room is not None else "",
+        )
+
+    def _is_room_op(self, user: User, room: Room) -> bool:
+        return user.oper or "o" in room.members.get(user.sid, "")
+
+    def _sharing(self, user: User) -> set[int]:
+        """Everyone who shares a room with ``user``, and the user."""
+        sids = {user.sid}
+        for room in user.rooms.values():
+            sids.update(room.members)
+        return sids
+
+    # -- registration and names ---------------------------------------------
+
+    def _register(self, sid: int, cmd: c.Register, now: float, out: list[Delivery]) -> None:
+        if sid in self.users:
+            raise e.NameTaken(self.users[sid].name)
+        name = self._pick_name(cmd.name, cmd.uniquify)
+        user = User(
+            sid=sid,
+            name=name,
+            door=cmd.door,
+            host=cmd.host,
+            port=cmd.port,
+            username=cmd.username or name,
+            realname=cmd.realname or name,
+            connected_at=now,
+            last_active=now,
+            echo=cmd.echo,
+        )
+        self.users[sid] = user
+        self.by_name[fold(name)] = user
+        welcome = Welcome(
+            user.ref, len(self.users), self.settings.server_name, user.door, user.address
+        )
+        out.append(Delivery((sid,), welcome))
+        if cmd.lobby:
+            self._join(user, c.Join(self.settings.lobby, create=True), now, out, permanent=True)
+
+    def _pick_name(self, wanted: str | None, uniquify: bool) -> str:
+        if wanted is None:
+            return self._guest_name()
+        if not valid_name(wanted):
+            if not uniquify:
+                raise e.NameInvalid(wanted)
+            wanted = sanitize_name(wanted)
+            if not valid_name(wanted):
+                return self._guest_name()
+        if fold(wanted) not in self.by_name:
+            return wanted
+        if not uniquify:
+            raise e.NameTaken(wanted)
+        for n in range(2, 10_000):
+            suffix = str(n)
+            candidate = wanted[: NAME_MAX - len(suffix)] + suffix
+            if fold(candidate) not in self.by_name:
+                return candidate
+        return self._guest_name()
+
+    def _guest_name(self) -> str:
+        for _ in range(1000):
+            name = guest_name(self._rng)
+            if fold(name) not in self.by_name:
+                return name
+        # 90,000 guests online: fall back to a counter that can't collide.
+        n = len(self.users)
+        while fold(f"guest{n}") in self.by_name:
+            n += 1
+        return f"guest{n}"
+
+    def _rename(self, user: User, cmd: c.Rename, now: float, out: list[Delivery]) -> None:
+        new = cmd.name
+        if not valid_name(new):
+            raise e.NameInvalid(new)
+        holder = self.by_name.get(fold(new))
+        if holder is not None and holder is not user:
+            raise e.NameTaken(new)
+        if new == user.name:
+            return
+        old_ref = user.ref
+        del self.by_name[fold(user.name)]
+        user.name = new
+        if user.username == old_ref.name:
+            user.username = new
+        user.refresh()
+        self.by_name[fold(new)] = user
+        user.last_active = now
+        out.append(Delivery(tuple(self._sharing(user)), Renamed(old_ref, user.ref)))
+
+    # -- rooms ----------------------------------------------------------------
+
+    def _check_join(self, user: User, room: Room, key: str | None) -> None:
+        if user.oper:
+            return
+        if room.bans and any(fold(b) == fold(user.name) for b in room.bans):
+            raise e.Banned(room.name)
+        if room.private and fold(user.name) not in room.invited:
+            raise e.InviteOnly(room.name)
+        if room.password is not None and key != room.password:
+            raise e.BadKey(room.name)
+        if room.is_full():
+            assert room.limit is not None
+            raise e.RoomFull(room.name, room.limit)
+
+    def _new_room(self, name: str, now: float, *, permanent: bool = False) -> Room:
+        if not valid_room(name):
+            raise e.RoomNameInvalid(name)
+        if len(self.rooms) >= self.settings.max_rooms:
+            raise e.TooManyRooms(self.settings.max_rooms)
+        return Room(name=name, key=fold(name), created_at=now, permanent=permanent)
+
+    def _join(
+        self,
+        user: User,
+        cmd: c.Join,
+        now: float,
+        out: list[Delivery],
+        *,
+        permanent: bool = False,
+        room: Room | None = None,
+    ) -> None:
+        if room is None:
+            room = self.rooms.get(fold(cmd.room))
+            if room is None:
+                if not cmd.create:
+                    raise e.NoSuchRoom(cmd.room)
+                room = self._new_room(cmd.room, now, permanent=permanent)
+        if room.key not in self.rooms:
+            pass  # a room being made right now: its maker may always enter
+        elif user.sid in room.members:
+            raise e.AlreadyInRoom(user.name, room.name)
+        else:
+            self._check_join(user, room, cmd.key)
+        # Every check passed: from here on, change things.
+        if cmd.switch:
+            for other in list(user.rooms.values()):
+                self._part(user, other, now, out)
+        if room.key not in self.rooms:
+            self.rooms[room.key] = room
+        self._enter(user, room, now, out)
+
+    def _enter(self, user: User, room: Room, now: float, out: list[Delivery]) -> None:
+        owner = room.owner is not None and room.owner == fold(user.name)
+        first = not room.members and not room.permanent
+        room.add(user.sid, "o" if owner or first else "")
+        room.invited.discard(fold(user.name))
+        user.rooms[room.key] = room
+        user.last_active = now
+        out.append(
+            Delivery(
+                room.recipients(), Joined(room.name, user.ref, len(room.members), user.realname)
+            )
+        )
+        if room.topic:
+            out.append(
+                Delivery((user.sid,), TopicIs(room.name, room.topic, room.topic_by, room.topic_at))
+            )
+        out.append(Delivery((user.sid,), self._name_list(room)))
+
+    def _name_list(self, room: Room) -> NameList:
+        users = self.users
+        return NameList(
+            room.name,
+            tuple(
+                Member(users[sid].ref, modes, users[sid].away is not None)
+                for sid, modes in room.members.items()
+            ),
+            room.private,
+        )
+
+    def _part(
+        self,
+        user: User,
+        room: Room,
+        now: float,
+        out: list[Delivery],
+        kind: str = "leave",
+        reason: str = "",
+        by: User | None = None,
+    ) -> None:
+        to = room.recipients()
+        room.remove(user.sid, now)
+        del user.rooms[room.key]
+        out.append(
+            Delivery(
+                to,
+                Left(
+                    room.name,
+                    user.ref,
+                    len(room.members),
+                    kind,  # type: ignore[arg-type]
+                    reason,
+                    by.ref if by is not None else None,
+                ),
+            )
+        )
+
+    def _create(self, user: User, cmd: c.Create, now: float, out: list[Delivery]) -> None:
+        if fold(cmd.room) in self.rooms:
+            raise e.RoomExists(self.rooms[fold(cmd.room)].name)
+        if cmd.limit is not None and not 0 < cmd.limit <= MAX_LIMIT:
+            raise e.LimitInvalid(str(cmd.limit))
+        room = self._new_room(cmd.room, now)
+        room.limit = cmd.limit
+        room.password = cmd.key or None
+        room.private = cmd.private
+        room.owner = fold(user.name)
+        self._join(
+            user, c.Join(cmd.room, cmd.key, create=True, switch=cmd.switch), now, out, room=room
+        )
+
+    def _leave(self, user: User, cmd: c.Leave, now: float, out: list[Delivery]) -> None:
+        room = self._target_room(user, cmd.room)
+        if user.sid not in room.members:
+            raise e.NotInRoom(room.name)
+        user.last_active = now
+        self._part(user, room, now, out, "leave", cmd.reason)
+
+    def _kick(self, user: User, cmd: c.Kick, now: float, out: list[Delivery]) -> None:
+        room = self._target_room(user, cmd.room)
+        if not self._is_room_op(user, room):
+            if user.sid not in room.members:
+                raise e.NotInRoom(room.name)
+            raise e.NotRoomOperator(room.name)
+        target = self.user_named(cmd.name)
+        if target is None:
+            raise e.NoSuchUser(cmd.name)
+        if target.sid not in room.members:
+            raise e.UserNotInRoom(target.name, room.name)
+        self._part(target, room, now, out, "kick", cmd.reason or user.name, by=user)
+
+    def _invite(self, user: User, cmd: c.Invite, now: float, out: list[Delivery]) -> None:
+        target = self.user_named(cmd.name)
+        if target is None:
+            raise e.NoSuchUser(cmd.name)
+        room = self._target_room(user, cmd.room)
+        if user.sid not in room.members and not user.oper:
+            raise e.NotInRoom(room.name)
+        if target.sid in room.members:
+            raise e.AlreadyInRoom(target.name, room.name)
+        if room.private and not self._is_room_op(user, room):
+            raise e.NotRoomOperator(room.name)
+        room.invited.add(fold(target.name))
+        ev = Invited(room.name, user.ref, target.ref)
+        out.append(Delivery((target.sid, user.sid) if target is not user else (user.sid,), ev))
+
+    # -- speech ---------------------------------------------------------------
+
+    def _say(self, user: User, cmd: c.Say, now: float, out: list[Delivery]) -> None:
+        room = self._target_room(user, cmd.room)
+        check_text(cmd.text)
+        modes = room.members.get(user.sid)
+        if modes is None:
+            if room.no_external:
+                raise e.CannotSend(room.name)
+        elif room.moderated and not modes and not user.oper:
+            raise e.CannotSend(room.name)
+        if room.bans and not user.oper and any(fold(b) == fold(user.name) for b in room.bans):
+            raise e.CannotSend(room.name)
+        user.last_active = now
+        msg = Message(self._next_id(), now, room.name, user.ref, cmd.text, cmd.kind)
+        out.append(Delivery(room.recipients(), msg, user.sid))
+        if user.echo:
+            out.append(Delivery((user.sid,), msg))
+
+    def _tell(self, user: User, cmd: c.Tell, now: float, out: list[Delivery]) -> None:
+        target = self.user_named(cmd.target)
+        if target is None:
+            raise e.NoSuchUser(cmd.target)
+        check_text(cmd.text)
+        user.last_active = now
+        msg = Private(self._next_id(), now, user.ref, target.ref, cmd.text, cmd.kind)
+        if target is not user:
+            out.append(Delivery((target.sid,), msg))
+        if user.echo or target is user:
+            out.append(Delivery((user.sid,), msg))
+
+    def _topic(self, user: User, cmd: c.Topic, now: float, out: list[Delivery]) -> None:
+        room = self._target_room(user, cmd.room)
+        if cmd.text is None:
+            if room.private and user.sid not in room.members and not user.oper:
+                raise e.NotInRoom(room.name)
+            out.append(
+                Delivery((user.sid,), TopicIs(room.name, room.topic, room.topic_by, room.topic_at))
+            )
+            return
+        if user.sid not in room.members and not user.oper:
+            raise e.NotInRoom(room.name)
+        if room.topic_locked and not self._is_room_op(user, room):
+            raise e.NotRoomOperator(room.name)
+        text = cmd.text.strip()
+        if text:
+            check_text(text)
+        if len(text) > TOPIC_MAX:
+            raise e.TextInvalid(f"topics are at most {TOPIC_MAX} characters")
+        room.topic, room.topic_by, room.topic_at = text, user.name, now
+        user.last_active = now
+        out.append(Delivery(room.recipients(), TopicChanged(room.name, text, user.ref, now)))
+        if user.sid not in room.members:
+            out.append(Delivery((user.sid,), TopicChanged(room.name, text, user.ref, now)))
+
+    # -- queries --------------------------------------------------------------
+
+    def _list_rooms(self, user: User, cmd: c.ListRooms, now: float, out: list[Delivery]) -> None:
+        rooms = sorted(self.rooms.values(), key=lambda r: (not r.permanent, r.created_at, r.key))
+        out.append(Delivery((user.sid,), RoomList(tuple(self.room_info(r) for r in rooms))))
+
+    def _list_users(self, user: User, cmd: c.ListUsers, now: float, out: list[Delivery]) -> None:
+        if cmd.everyone or (cmd.room is None and user.current_room() is None):
+            infos = tuple(self.user_info(u, now) for u in self.users.values())
+            out.append(Delivery((user.sid,), UserList(None, infos)))
+            return
+        room = self._target_room(user, cmd.room)
+        if room.private and user.sid not in room.members and not user.oper:
+            raise e.NotInRoom(room.name)
+        users = self.users
+        infos = tuple(self.user_info(users[sid], now, room) for sid in room.members)
+        out.append(Delivery((user.sid,), UserList(room.name, infos)))
+
+    def _names(self, user: User, cmd: c.Names, now: float, out: list[Delivery]) -> None:
+        room = self._room(cmd.room)
+        if room.private and user.sid not in room.members and not user.oper:
+            raise e.NotInRoom(room.name)
+        out.append(Delivery((user.sid,), self._name_list(room)))
+
+    def _echo(self, user: User, cmd: c.Echo, now: float, out: list[Delivery]) -> None:
+        out.append(Delivery((user.sid,), Echoed(cmd.text)))
+
+    def _set_echo(self, user: User, cmd: c.SetEcho, now: float, out: list[Delivery]) -> None:
+        user.echo = cmd.on
+
+    def _set_away(self, user: User, cmd: c.SetAway, now: float, out: list[Delivery]) -> None:
+        text = cmd.text.strip() if cmd.text else None
+        if text:
+            check_text(text)
+        user.away = text or None
+        out.append(Delivery(tuple(self._sharing(user)), AwayChanged(user.ref, user.away)))
+
+    # -- leaving the server ---------------------------------------------------
+
+    def _quit(self, user: User, cmd: c.Quit, now: float, out: list[Delivery]) -> None:
+        self._remove_user(user, now, out, "quit", cmd.reason)
+        out.append(Delivery((user.sid,), Closing(cmd.reason, "quit")))
+
+    def _remove_user(
+        self, user: User, now: float, out: list[Delivery], kind: str, reason: str
+    ) -> None:
+        for room in list(user.rooms.values()):
+            self._part(user, room, now, out, kind, reason)
+        del self.users[user.sid]
+        del self.by_name[fold(user.name)]
+
+    def disconnect(self, sid: int, reason: str, now: float) -> list[Delivery]:
+        """The server drops a session (lost connection, flood, send queue): others see it quit."""
+        user = self.users.get(sid)
+        out: list[Delivery] = []
+        if user is not None:
+            self._remove_user(user, now, out, "quit", reason)
+        return out
+
+    def shutdown(self, reason: str) -> list[Delivery]:
+        """Tell everyone the server is going away. State is left as it is."""
+        everyone = tuple(self.users)
+        return [Delivery(everyone, Closing(reason, "shutdown"))] if everyone else []
+
+    def broadcast(self, text: str, by: str = "") -> list[Delivery]:
+        check_text(text)
+        return [Delivery(tuple(self.users), ServerNotice(text, by))]
+
+    def expire_rooms(self, now: float) -> list[str]:
+        """Forget user-made rooms that have been empty longer than the TTL."""
+        ttl = self.settings.empty_room_ttl
+        gone = [
+            key
+            for key, room in self.rooms.items()
+            if not room.permanent
+            and not room.members
+            and room.empty_since is not None
+            and now - room.empty_since >= ttl
+        ]
+        for key in gone:
+            del self.rooms[key]
+        return gone
+
+
+def recipients_of(deliveries: list[Delivery]) -> dict[int, list[Event]]:
+    """Flatten deliveries into what each session receives, in order (tests, tools)."""
+    per: dict[int, list[Event]] = {}
+    for d in deliveries:
+        for sid in d.to:
+            if sid != d.exclude:
+                per.setdefault(sid, []).append(d.event)
+    return per

@@ -1,0 +1,55 @@
+"""Names of people and rooms, valid on every door.
+
+A name has to survive being an IRC nick, a CS168 frame prefix, a line-door
+word and a web label, so the rules are IRC's (RFC 2812 nickname grammar,
+longer length). Comparison is case-insensitive with ASCII case mapping,
+which the IRC door advertises as ``CASEMAPPING=ascii``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+#: NICKLEN. Long enough for real names, short enough for IRC prefixes.
+NAME_MAX = 30
+#: A room's name without the IRC ``#``; CHANNELLEN (with ``#``) is one more.
+ROOM_MAX = 49
+#: TOPICLEN, as common IRC servers advertise it.
+TOPIC_MAX = 390
+
+_NAME_RE = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}\-]*\Z")
+# Letters and digits in any script, plus a few joiners. No spaces, commas,
+# colons, wildcards or control characters: each breaks some door's grammar.
+_ROOM_RE = re.compile(r"[^\W][\w\-.+&~]*\Z")
+_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+GUEST_PREFIX = "guest"
+
+
+def fold(name: str) -> str:
+    """The key two names are compared by (ASCII case mapping)."""
+    return name.translate(_FOLD)
+
+
+def valid_name(name: str) -> bool:
+    return 0 < len(name) <= NAME_MAX and _NAME_RE.match(name) is not None
+
+
+def valid_room(name: str) -> bool:
+    return 0 < len(name) <= ROOM_MAX and _ROOM_RE.match(name) is not None
+
+
+def guest_name(rng: random.Random) -> str:
+    """``guest45606``: five digits as in seed 004's port-like names."""
+    return f"{GUEST_PREFIX}{rng.randint(10000, 99999)}"
+
+
+def sanitize_name(wanted: str) -> str:
+    """Best valid name for a door that can't refuse one (CS168 has no error text for it)."""
+    cleaned = re.sub(r"[^A-Za-z0-9\[\]\\`_^{|}\-]", "_", wanted.strip())[:NAME_MAX]
+    if not cleaned:
+        return ""
+    if not re.match(r"[A-Za-z\[\]\\`_^{|}]", cleaned[0]):
+        cleaned = ("_" + cleaned)[:NAME_MAX]
+    return cleaned

@@ -1,0 +1,96 @@
+"""The server's event log: the console (as seeds 000 and 004 print it) and
+rotating files in the data dir. Records are handed to a background thread, so
+neither the console nor the disk ever holds up the event loop."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import queue
+from pathlib import Path
+
+from salas.config import LogSettings
+from salas.core.events import (
+    Closing,
+    Event,
+    Joined,
+    Left,
+    Message,
+    Private,
+    Renamed,
+    TopicChanged,
+    Welcome,
+)
+
+log = logging.getLogger("salas")
+LOG_FILE = "salas.log"
+
+
+class Logs:
+    """Owns the handlers and the background listener; ``close()`` flushes both."""
+
+    def __init__(self, settings: LogSettings, data_dir: Path | None) -> None:
+        self.settings = settings
+        handlers: list[logging.Handler] = []
+        if settings.console:
+            console = logging.StreamHandler()
+            console.setFormatter(logging.Formatter("%(message)s"))
+            handlers.append(console)
+        self.file: Path | None = None
+        if settings.file and data_dir is not None:
+            logs_dir = data_dir / "logs"
+            logs_dir.mkdir(parents=True, exist_ok=True)
+            self.file = logs_dir / LOG_FILE
+            rotating = logging.handlers.RotatingFileHandler(
+                self.file,
+                maxBytes=settings.file_max_bytes,
+                backupCount=settings.file_backups,
+                encoding="utf-8",
+            )
+            rotating.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            handlers.append(rotating)
+        self._queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        self._listener = logging.handlers.QueueListener(
+            self._queue, *handlers, respect_handler_level=True
+        )
+        self._handler = logging.handlers.QueueHandler(self._queue)
+        log.handlers[:] = [self._handler]
+        log.setLevel(settings.level.upper())
+        log.propagate = False
+        self._listener.start()
+
+    def close(self) -> None:
+        self._listener.stop()
+        for h in self._listener.handlers:
+            h.close()
+        log.handlers[:] = []
+
+
+def describe(ev: Event, settings: LogSettings) -> str | None:
+    """One console line for an event worth logging, or None."""
+    match ev:
+        case Welcome(user=u, online=n, door=door, address=addr):
+            people = f"{n} user online" if n == 1 else f"{n} users online"
+            return f"> New user {u.name} [{addr}] entered via {door} ({people})"
+        case Message(room=r, sender=s, text=t, kind=k):
+            if not settings.messages:
+                return None
+            if k == "action":
+                return f"[{r}] * {s.name} {t}"
+            return f"[{r}] [{s.name}] {t}"
+        case Private(sender=s, target=t, text=text):
+            if settings.private_messages:
+                return f"[{s.name} -> {t.name}] {text}"
+            return None
+        case Joined(room=r, user=u, count=n):
+            return f"> {u.name} joined {r} ({n} in room)"
+        case Left(room=r, user=u, count=n, kind=kind, reason=why, by=by):
+            extra = f" by {by.name}" if by is not None else ""
+            return f"< {u.name} left {r} ({kind}{extra}; {n} in room)" + (f": {why}" if why else "")
+        case Renamed(old=o, new=n):
+            return f"> {o.name} is now known as {n.name}"
+        case TopicChanged(room=r, topic=t, by=by):
+            return f"> {by.name} set the topic of {r}: {t}"
+        case Closing(kind="kill", reason=why):
+            return f"! disconnected a user: {why}"
+    return None

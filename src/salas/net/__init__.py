@@ -1,0 +1,1 @@
+"""Thin asyncio adapters: sockets to door codecs and back."""

@@ -1,0 +1,75 @@
+"""``salas serve``: open the doors, run until SIGINT/SIGTERM, then close politely."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+
+from salas import __version__
+from salas.config import Config
+from salas.core.hub import Hub, HubSettings
+from salas.logs import Logs
+from salas.net.doors import FACTORIES
+from salas.net.server import Server
+
+log = logging.getLogger("salas")
+
+
+def prepare_data_dir(path: Path) -> None:
+    """Make the data dir (private to this user) if it is missing."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not os.access(path, os.W_OK):
+        raise OSError(f"data dir {path} is not writable")
+
+
+async def serve(config: Config) -> int:
+    data_dir = config.data_path()
+    prepare_data_dir(data_dir)
+    logs = Logs(config.log, data_dir)
+    try:
+        for warning in config.warnings:
+            log.warning("config: %s", warning)
+        return await _serve(config, data_dir)
+    finally:
+        logs.close()
+
+
+async def _serve(config: Config, data_dir: Path) -> int:
+    loop = asyncio.get_running_loop()
+    lim = config.limits
+    hub = Hub(
+        HubSettings(
+            server_name=config.server.name,
+            lobby=config.server.lobby,
+            max_rooms=lim.max_rooms,
+            empty_room_ttl=lim.empty_room_ttl,
+        )
+    )
+    server = Server(config, hub, loop)
+    try:
+        bound = await server.start(FACTORIES)
+    except OSError as err:
+        log.error("salas: cannot listen: %s", err.strerror or err)
+        for srv in server.servers:
+            srv.close()
+        return 1
+    log.info("Chat server started: salas %s, data in %s", __version__, data_dir)
+    for door, host, port in bound:
+        shown = f"[{host}]" if ":" in host else host
+        log.info("listening: %s on %s:%d", door, shown, port)
+
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    log.info("shutting down: telling %d user(s)", len(hub.users))
+    await server.shutdown("Server shutting down")
+    log.info("stopped")
+    return 0

@@ -1,0 +1,390 @@
+"""The asyncio side: one ``Connection`` (an ``asyncio.Protocol``) per client,
+parametrised by its door codec, and the ``Server`` that runs commands through
+the hub and fans the events out.
+
+Concurrency rules (see docs/architecture.md):
+
+* Everything runs on the event loop thread; the hub is never awaited.
+* Output is coalesced: an event appends bytes to each recipient's buffer, and
+  one flush per loop turn writes each dirty connection once. Nothing waits
+  for a recipient, so a slow reader can't slow a room; when its transport
+  buffer passes ``sendq_bytes`` it is cut off.
+* A room ``Message`` is rendered once per door variant and the same bytes go
+  to every member of that variant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+from salas.config import Config
+from salas.core.commands import Command
+from salas.core.events import Closing, Delivery, Message
+from salas.core.hub import Hub
+from salas.core.ratelimit import FloodGate, FloodPolicy
+from salas.logs import describe
+from salas.proto.door import Door, Input
+
+log = logging.getLogger("salas")
+
+DoorFactory = Callable[[int, str, int], Door]
+
+
+class Connection(asyncio.Protocol):
+    """One client socket: bytes to its door, inputs to the server, bytes back."""
+
+    __slots__ = (
+        "_drain_handle",
+        "_lag_told",
+        "_pending",
+        "_reg_timer",
+        "closed",
+        "closing",
+        "dirty",
+        "door",
+        "door_factory",
+        "gate",
+        "host",
+        "out",
+        "port",
+        "reason",
+        "server",
+        "sid",
+        "transport",
+    )
+
+    def __init__(self, server: Server, door_factory: DoorFactory) -> None:
+        self.server = server
+        self.door_factory = door_factory
+        self.out: list[bytes] = []
+        self.dirty = False
+        self.closing = False
+        self.closed = False
+        self.reason = ""
+        self.gate: FloodGate | None = None
+        self._pending: deque[Input] = deque()
+        self._drain_handle: asyncio.TimerHandle | None = None
+        self._reg_timer: asyncio.TimerHandle | None = None
+        self._lag_told = False
+
+    # -- asyncio.Protocol -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports quack like asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.host, self.port = str(peer[0]), int(peer[1])
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Output is already batched per loop turn, so Nagle only adds latency.
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            except OSError:  # pragma: no cover - not a TCP socket
+                pass
+        server = self.server
+        self.sid = server.new_sid()
+        self.door = self.door_factory(self.sid, self.host, self.port)
+        server.conns[self.sid] = self
+        if not server.is_flood_exempt(self.host):
+            self.gate = FloodGate(server.flood_policy, time.monotonic())
+        log.debug("connection %s from %s:%s via %s", self.sid, self.host, self.port, self.door.door)
+        start = self.door.start()
+        if not start:
+            # The door waits for the client to introduce itself: not for ever.
+            self._reg_timer = server.loop.call_later(
+                server.config.limits.register_timeout, self._registration_check
+            )
+        for item in start:
+            self.server.run(self, item)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        items = self.door.receive_data(data)
+        if not items:
+            return
+        gate = self.gate
+        if gate is None:
+            run = self.server.run
+            for item in items:
+                run(self, item)
+                if self.stopped():
+                    return
+            return
+        self._pending.extend(items)
+        if self._drain_handle is None:
+            self._drain()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.closing = True
+        for handle in (self._drain_handle, self._reg_timer):
+            if handle is not None:
+                handle.cancel()
+        self._pending.clear()
+        self.out.clear()
+        reason = self.reason or ("Connection reset" if exc is not None else "Connection closed")
+        self.server.connection_gone(self, reason)
+
+    def stopped(self) -> bool:
+        """Closing or closed: read nothing more from this client."""
+        return self.closing
+
+    # -- flood control ------------------------------------------------------
+
+    def _drain(self) -> None:
+        """Run waiting inputs as their tokens come; cut the sender off past the queue bound."""
+        self._drain_handle = None
+        gate = self.gate
+        assert gate is not None
+        pending = self._pending
+        loop = self.server.loop
+        while pending and not self.closing:
+            now = time.monotonic()
+            wait = gate.wait(now)
+            if wait > 0:
+                if len(pending) > gate.policy.max_queue:
+                    self.kill("Excess flood")
+                    return
+                if not self._lag_told:
+                    self._lag_told = True
+                    self.send(self.door.render_flood_notice())
+                self._drain_handle = loop.call_later(wait, self._drain)
+                return
+            gate.take(now)
+            self.server.run(self, pending.popleft())
+        if not pending:
+            self._lag_told = False
+
+    def _registration_check(self) -> None:
+        self._reg_timer = None
+        if self.sid not in self.server.hub.users and not self.closing:
+            self.kill("Registration timed out")
+
+    # -- output -------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        if data and not self.closing:
+            self.out.append(data)
+            if not self.dirty:
+                self.dirty = True
+                self.server.mark_dirty(self)
+
+    def finish(self) -> None:
+        """Close once what is queued has been written."""
+        self.closing = True
+        if not self.dirty:
+            self.transport.close()
+
+    def kill(self, reason: str) -> None:
+        """The server cuts this client off: it is told why, the others see it quit."""
+        if self.closing:
+            return
+        self.send(self.door.render_error_close(reason))
+        self.reason = reason
+        log.info("! %s:%s cut off: %s", self.host, self.port, reason)
+        self.closing = True
+        self.server.log_gone(self, reason)
+        self.server.deliver(self.server.hub.disconnect(self.sid, reason, time.time()))
+        if not self.dirty:
+            self.transport.close()
+
+
+class Server:
+    """Runs every connection's commands through the hub and fans events out."""
+
+    def __init__(self, config: Config, hub: Hub, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.hub = hub
+        self.loop = loop
+        self.conns: dict[int, Connection] = {}
+        self._dirty: list[Connection] = []
+        self._next_sid = 0
+        self._exempt = config.flood_exempt()
+        lim = config.limits
+        self.flood_policy = FloodPolicy(lim.flood_rate, lim.flood_burst, lim.flood_queue)
+        self.sendq = lim.sendq_bytes
+        self.log_settings = config.log
+        self.servers: list[asyncio.Server] = []
+        self._expiry: asyncio.TimerHandle | None = None
+        self._all_gone: asyncio.Event | None = None
+
+    def new_sid(self) -> int:
+        self._next_sid += 1
+        return self._next_sid
+
+    def is_flood_exempt(self, host: str) -> bool:
+        if not self._exempt:
+            return False
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(addr in net for net in self._exempt)
+
+    # -- commands in -----------------------------------------------------------
+
+    def run(self, conn: Connection, item: Input) -> None:
+        if isinstance(item, bytes):
+            conn.send(item)
+            return
+        self.dispatch(conn.sid, item)
+
+    def dispatch(self, sid: int, cmd: Command) -> None:
+        try:
+            deliveries = self.hub.handle(sid, cmd, time.time())
+        except Exception:  # a bug must cost one command, never the server
+            log.exception("! internal error handling %r from session %s", cmd, sid)
+            conn = self.conns.get(sid)
+            if conn is not None:
+                conn.kill("Internal server error")
+            return
+        self.deliver(deliveries)
+
+    def connection_gone(self, conn: Connection, reason: str) -> None:
+        if self.conns.get(conn.sid) is conn:
+            del self.conns[conn.sid]
+        self.log_gone(conn, reason)
+        if not self.conns and self._all_gone is not None:
+            self._all_gone.set()
+        self.deliver(self.hub.disconnect(conn.sid, reason, time.time()))
+
+    # -- events out --------------------------------------------------------------
+
+    def log_gone(self, conn: Connection, reason: str) -> None:
+        user = self.hub.users.get(conn.sid)
+        if user is not None:
+            online = len(self.hub.users) - 1
+            log.info(
+                "< The user %s [%s] left (%s): %s",
+                user.name,
+                user.address,
+                f"{online} user online" if online == 1 else f"{online} users online",
+                reason,
+            )
+
+    def deliver(self, deliveries: Iterable[Delivery]) -> None:
+        conns = self.conns
+        logged: object = None
+        for d in deliveries:
+            ev = d.event
+            if ev is not logged:
+                logged = ev
+                line = describe(ev, self.log_settings)
+                if line is not None:
+                    log.info("%s", line)
+            exclude = d.exclude
+            if type(ev) is Message:
+                # The hot path: render once per variant, same bytes to all.
+                cache: dict[object, bytes] = {}
+                for sid in d.to:
+                    if sid == exclude:
+                        continue
+                    conn = conns.get(sid)
+                    if conn is None:
+                        continue
+                    door = conn.door
+                    data = cache.get(door.variant)
+                    if data is None:
+                        data = cache[door.variant] = door.render(ev)
+                    conn.send(data)
+                continue
+            closing = type(ev) is Closing
+            for sid in d.to:
+                if sid == exclude:
+                    continue
+                conn = conns.get(sid)
+                if conn is None:
+                    continue
+                conn.send(conn.door.render(ev))
+                if closing:
+                    conn.finish()
+
+    def mark_dirty(self, conn: Connection) -> None:
+        if not self._dirty:
+            self.loop.call_soon(self.flush)
+        self._dirty.append(conn)
+
+    def flush(self) -> None:
+        """Write each dirty connection once; cut off any whose backlog passed the bound."""
+        dirty, self._dirty = self._dirty, []
+        sendq = self.sendq
+        for conn in dirty:
+            conn.dirty = False
+            out = conn.out
+            if conn.closed:
+                out.clear()
+                continue
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            transport = conn.transport
+            transport.write(data)
+            if transport.get_write_buffer_size() > sendq:
+                conn.reason = "SendQ exceeded"
+                log.info("! %s:%s cut off: SendQ exceeded", conn.host, conn.port)
+                conn.closing = True
+                transport.abort()
+            elif conn.closing:
+                transport.close()
+
+    # -- life cycle -----------------------------------------------------------------
+
+    async def start(self, factories: dict[str, DoorFactory]) -> list[tuple[str, str, int]]:
+        """Open every listener; returns (door, host, port) as actually bound."""
+        bound: list[tuple[str, str, int]] = []
+        for listen in self.config.listens():
+            factory = factories[listen.door]
+            srv = await self.loop.create_server(
+                lambda f=factory: Connection(self, f),
+                host=listen.host,
+                port=listen.port,
+                reuse_address=True,
+                backlog=1024,
+            )
+            self.servers.append(srv)
+            for sock in srv.sockets:
+                addr: Any = sock.getsockname()
+                bound.append((listen.door, str(addr[0]), int(addr[1])))
+        self._schedule_expiry()
+        return bound
+
+    def _schedule_expiry(self) -> None:
+        period = max(1.0, min(60.0, self.config.limits.empty_room_ttl / 2))
+        self._expiry = self.loop.call_later(period, self._expire)
+
+    def _expire(self) -> None:
+        gone = self.hub.expire_rooms(time.time())
+        if gone:
+            log.info("> forgot %d empty room(s): %s", len(gone), ", ".join(gone))
+        self._schedule_expiry()
+
+    async def shutdown(self, reason: str, grace: float = 3.0) -> None:
+        """Tell everyone, stop accepting, write what is queued, close every connection."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        for srv in self.servers:
+            srv.close()
+        self.deliver(self.hub.shutdown(reason))
+        for conn in list(self.conns.values()):
+            if conn.sid not in self.hub.users:
+                # Never registered, so the hub did not tell them: say it here.
+                conn.kill(reason or "Server shutting down")
+            conn.finish()
+        self.flush()
+        if self.conns:
+            self._all_gone = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_gone.wait(), grace)
+        for conn in list(self.conns.values()):
+            conn.transport.abort()
+        for srv in self.servers:
+            await srv.wait_closed()

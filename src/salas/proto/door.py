@@ -1,0 +1,40 @@
+"""What every door codec offers the network adapter."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol
+
+from salas.core.commands import Command
+from salas.core.events import Event
+
+#: What a door makes of incoming bytes: commands for the hub, or bytes to
+#: send straight back to this connection (usage errors, help).
+Input = Command | bytes
+
+
+class Door(Protocol):
+    #: Short name shown in ``/who`` and logs.
+    door: ClassVar[str]
+    #: Sessions whose doors have equal variants get the same bytes for a
+    #: room ``Message``: the fan-out renders once per variant.
+    variant: object
+
+    def start(self) -> list[Input]:
+        """What happens as soon as the connection is open."""
+        ...
+
+    def receive_data(self, data: bytes) -> list[Input]:
+        """Total: any bytes give inputs, never an exception."""
+        ...
+
+    def render(self, event: Event) -> bytes:
+        """The bytes this connection gets for ``event`` (may be empty)."""
+        ...
+
+    def render_error_close(self, reason: str) -> bytes:
+        """Last words when the server cuts the connection off (flood, send queue, timeout)."""
+        ...
+
+    def render_flood_notice(self) -> bytes:
+        """Said once when commands start being delayed."""
+        ...

@@ -1,0 +1,456 @@
+"""The line door: UTF-8 lines for netcat and telnet users (seed 004's shape).
+
+A line starting with ``/`` is a command; anything else is said in the current
+room. Every reply is one line; notices start with ``>`` (someone came) or
+``<`` (someone went), errors with ``!``, and room messages are ``[name] text``
+as in seed 004. Listings are a ``>`` header followed by indented lines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from salas.core import commands as c
+from salas.core import errors as e
+from salas.core.events import (
+    AwayChanged,
+    Closing,
+    Echoed,
+    Event,
+    Failed,
+    Invited,
+    Joined,
+    Left,
+    Message,
+    NameList,
+    Private,
+    Renamed,
+    RoomList,
+    ServerNotice,
+    TopicChanged,
+    TopicIs,
+    UserList,
+    Welcome,
+)
+from salas.core.hub import MAX_LIMIT
+from salas.core.model import UserInfo
+from salas.core.names import NAME_MAX
+from salas.proto.door import Input
+from salas.proto.lines import LineBuffer, TooLong
+
+#: Longest line a client may send, in bytes (without the newline). 4 KiB is
+#: what a person can paste as one message; longer is a mistake or an attack.
+MAX_LINE = 4096
+#: Names shown after joining a room before "and N more".
+NAMES_SHOWN = 30
+
+# C0 and C1 controls and DEL: nothing a terminal should get from someone else.
+_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_STRIP = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+# Lines the terminal client recognises to follow its own state.
+WELCOME_RE = re.compile(r"^> Connected to the chat server as (\S+) \(")
+YOU_JOINED_RE = re.compile(r"^> You joined (\S+) \(")
+YOU_LEFT_RE = re.compile(r"^< You (?:left|were kicked from) (\S+)")
+ROOM_CLOSED_RE = re.compile(r"^< Room (\S+) was closed")
+YOU_RENAMED_RE = re.compile(r"^> You are now known as (\S+)$")
+
+
+def safe(text: str) -> str:
+    """Text from someone else, made harmless for a terminal (no escapes, no colours)."""
+    return _STRIP.sub("", text) if _STRIP.search(text) else text
+
+
+def users(n: int) -> str:
+    return f"{n} user online" if n == 1 else f"{n} users online"
+
+
+def _line(text: str) -> bytes:
+    return (text + "\n").encode()
+
+
+def _idle(seconds: float) -> str:
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A command the line door understands."""
+
+    name: str
+    args: str
+    help: str
+    build: Callable[[str], Input]
+
+
+class UsageError(Exception):
+    pass
+
+
+def _words(rest: str, low: int, high: int) -> list[str]:
+    words = rest.split()
+    if not low <= len(words) <= high:
+        raise UsageError
+    return words
+
+
+def _nick(rest: str) -> Input:
+    (name,) = _words(rest, 1, 1)
+    return c.Rename(name)
+
+
+def _room_arg(word: str) -> str:
+    """``#tas`` and ``tas`` are the same room: IRC habits work here too."""
+    return word[1:] if word.startswith("#") and len(word) > 1 else word
+
+
+def _join(rest: str) -> Input:
+    words = _words(rest, 1, 2)
+    return c.Join(_room_arg(words[0]), words[1] if len(words) > 1 else None, switch=True)
+
+
+def _create(rest: str) -> Input:
+    words = _words(rest, 1, 2)
+    limit = None
+    if len(words) == 2:
+        if not words[1].isdigit() or not 0 < int(words[1]) <= MAX_LIMIT:
+            raise UsageError
+        limit = int(words[1])
+    return c.Create(_room_arg(words[0]), limit, switch=True)
+
+
+def _leave(rest: str) -> Input:
+    words = _words(rest, 0, 1)
+    return c.Leave(_room_arg(words[0]) if words else None)
+
+
+def _who(rest: str) -> Input:
+    words = _words(rest, 0, 1)
+    if words and words[0] == "*":
+        return c.ListUsers(everyone=True)
+    return c.ListUsers(_room_arg(words[0]) if words else None)
+
+
+def _msg(rest: str) -> Input:
+    parts = rest.split(None, 1)
+    if len(parts) != 2 or not parts[1].strip():
+        raise UsageError
+    return c.Tell(parts[0], parts[1])
+
+
+def _text(kind: c.MessageKind) -> Callable[[str], Input]:
+    def build(rest: str) -> Input:
+        if not rest.strip():
+            raise UsageError
+        return c.Say(None, rest, kind)
+
+    return build
+
+
+def _echo(rest: str) -> Input:
+    if not rest:
+        raise UsageError
+    return c.Echo(rest)
+
+
+def _topic(rest: str) -> Input:
+    return c.Topic(None, rest.strip() or None)
+
+
+def _away(rest: str) -> Input:
+    return c.SetAway(rest.strip() or None)
+
+
+def _invite(rest: str) -> Input:
+    words = _words(rest, 1, 2)
+    return c.Invite(words[0], _room_arg(words[1]) if len(words) > 1 else None)
+
+
+def _kick(rest: str) -> Input:
+    parts = rest.split(None, 1)
+    if not parts:
+        raise UsageError
+    return c.Kick(None, parts[0], parts[1].strip() if len(parts) > 1 else "")
+
+
+def _quit(rest: str) -> Input:
+    return c.Quit(rest.strip())
+
+
+COMMANDS: dict[str, Usage] = {
+    u.name: u
+    for u in (
+        Usage("nick", "NAME", "change your name", _nick),
+        Usage("join", "ROOM [KEY]", "go to a room (leaving the one you are in)", _join),
+        Usage(
+            "create",
+            "ROOM [LIMIT]",
+            "make a room, with an optional size limit, and enter it",
+            _create,
+        ),
+        Usage("leave", "[ROOM]", "leave the room you are in", _leave),
+        Usage(
+            "list", "", "rooms, with how many are in each and the limit", lambda rest: c.ListRooms()
+        ),
+        Usage("who", "[ROOM|*]", "who is in this room (or ROOM, or * for everyone)", _who),
+        Usage("msg", "NAME TEXT", "a private message", _msg),
+        Usage("me", "TEXT", "an action: * you TEXT", _text("action")),
+        Usage("notice", "TEXT", "a notice to the room (no automatic replies)", _text("notice")),
+        Usage("echo", "TEXT", "the server answers with TEXT", _echo),
+        Usage("topic", "[TEXT]", "show or set the room's topic", _topic),
+        Usage("away", "[TEXT]", "mark yourself away (no text: back)", _away),
+        Usage("invite", "NAME [ROOM]", "let someone into a private room", _invite),
+        Usage("kick", "NAME [REASON]", "put someone out of the room (room operators)", _kick),
+        Usage("help", "[COMMAND]", "this list", lambda rest: b""),
+        Usage("quit", "[REASON]", "leave the server", _quit),
+    )
+}
+
+
+def help_text(topic: str = "") -> bytes:
+    name = topic.strip().lstrip("/").lower()
+    if name in COMMANDS:
+        u = COMMANDS[name]
+        return _line(f"> /{u.name} {u.args}".rstrip() + f": {u.help}")
+    rows = [f"  /{u.name} {u.args}".ljust(26) + u.help for u in COMMANDS.values()]
+    rows.append("  //TEXT".ljust(26) + "say a line that starts with /")
+    head = "> Commands (anything else is said in your room):"
+    return ("\n".join([head, *rows]) + "\n").encode()
+
+
+def parse_line(raw: bytes) -> Input | None:
+    """One line from the client: a command, an immediate reply, or nothing (blank)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _line("! That line was not valid UTF-8, so it was not sent")
+    if "\t" in text:
+        text = text.replace("\t", "    ")
+    text = text.rstrip()
+    if not text:
+        return None
+    if _CONTROLS.search(text):
+        return _line("! Control characters are not allowed, so that line was not sent")
+    if not text.startswith("/") or text.startswith("//"):
+        return c.Say(None, text[1:] if text.startswith("//") else text)
+    word, _, rest = text[1:].partition(" ")
+    usage = COMMANDS.get(word.lower())
+    if usage is None:
+        return _line(f"! Unknown command /{word}; /help lists them")
+    if usage.name == "help":
+        return help_text(rest)
+    try:
+        return usage.build(rest)
+    except UsageError:
+        return _line(f"! Usage: /{usage.name} {usage.args}".rstrip())
+
+
+def error_text(err: e.ChatError, me: str) -> str:
+    match err:
+        case e.NameInvalid(name=n):
+            return (
+                f"{n} is not a valid name: up to {NAME_MAX} letters, digits"
+                " or - _ [ ] { } ^ ` | \\,"
+                " not starting with a digit or -"
+            )
+        case e.NameTaken(name=n):
+            return f"The name {n} is taken"
+        case e.RoomNameInvalid(room=r):
+            return f"{r} is not a valid room name: letters, digits and - _ . + & ~, at most 49"
+        case e.NoSuchRoom(room=r):
+            return f"No room named {r}. Create it with /create {r}"
+        case e.RoomExists(room=r):
+            return f"Room {r} already exists; /join {r} to enter it"
+        case e.RoomFull(room=r, limit=n):
+            return f"Room {r} is full ({n}/{n})"
+        case e.InviteOnly(room=r):
+            return f"Room {r} is private: you need an invitation"
+        case e.BadKey(room=r):
+            return f"Room {r} needs its key: /join {r} KEY"
+        case e.Banned(room=r):
+            return f"You are banned from {r}"
+        case e.NotInRoom(room=""):
+            return "You are not in a room: /list shows them, /join ROOM enters one"
+        case e.NotInRoom(room=r):
+            return f"You are not in {r}"
+        case e.NoSuchUser(name=n):
+            return f"Nobody here is called {n}"
+        case e.UserNotInRoom(name=n, room=r):
+            return f"{n} is not in {r}"
+        case e.AlreadyInRoom(name=n, room=r):
+            return f"You are already in {r}" if n == me else f"{n} is already in {r}"
+        case e.NotRoomOperator(room=r):
+            return f"Only operators of {r} can do that"
+        case e.NotServerOperator():
+            return "Only server operators can do that"
+        case e.CannotSend(room=r):
+            return f"You can't send to {r}"
+        case e.TextInvalid(reason=why):
+            return f"Not sent: {why}"
+        case e.LimitInvalid(value=v):
+            return f"{v} is not a valid limit: a whole number from 1 to {MAX_LIMIT}"
+        case e.TooManyRooms(limit=n):
+            return f"There are too many rooms already ({n})"
+        case e.RoomProtected(room=r):
+            return f"{r} can't be changed that way"
+    return "That did not work"
+
+
+class LineDoor:
+    door: ClassVar[str] = "line"
+    variant: object = "line"
+
+    __slots__ = ("_buf", "host", "name", "port", "sid")
+
+    def __init__(self, sid: int, host: str, port: int) -> None:
+        self.sid = sid
+        self.host = host
+        self.port = port
+        self.name = ""
+        self._buf = LineBuffer(MAX_LINE)
+
+    def start(self) -> list[Input]:
+        return [c.Register(None, self.door, self.host, self.port, lobby=True)]
+
+    def receive_data(self, data: bytes) -> list[Input]:
+        out: list[Input] = []
+        for item in self._buf.feed(data):
+            if isinstance(item, TooLong):
+                out.append(_line(f"! Line too long (over {item.limit} bytes), so it was not sent"))
+                continue
+            parsed = parse_line(item)
+            if parsed is not None:
+                out.append(parsed)
+        return out
+
+    def render_error_close(self, reason: str) -> bytes:
+        return _line(f"! Disconnected: {reason}")
+
+    def render_flood_notice(self) -> bytes:
+        return _line(
+            "! You are sending too fast: your lines are being delayed;"
+            " keep on and you will be disconnected"
+        )
+
+    def render(self, ev: Event) -> bytes:
+        me = self.sid
+        match ev:
+            case Message(sender=s, text=t, kind=k):
+                if k == "action":
+                    return _line(f"* {s.name} {safe(t)}")
+                if k == "notice":
+                    return _line(f"-{s.name}- {safe(t)}")
+                return _line(f"[{s.name}] {safe(t)}")
+            case Joined(room=r, user=u, count=n):
+                if u.sid == me:
+                    return _line(f"> You joined {r} ({users(n)})")
+                return _line(f"> {u.name} joined {r} ({users(n)})")
+            case Left(room=r, user=u, count=n, kind=kind, reason=why, by=by):
+                return _line(
+                    self._left(r, u.sid == me, u.name, n, kind, why, by.name if by else "")
+                )
+            case Private(sender=s, target=t, text=text, kind=k):
+                if s.sid == me and t.sid != me:
+                    return _line(f"[you -> {t.name}] {safe(text)}")
+                if k == "action":
+                    return _line(f"* {s.name} (private) {safe(text)}")
+                return _line(f"[{s.name} -> you] {safe(text)}")
+            case Welcome(user=u, online=n, server=srv):
+                self.name = u.name
+                return _line(f"> Welcome to {srv}. /help lists commands.") + _line(
+                    f"> Connected to the chat server as {u.name} ({users(n)})"
+                )
+            case Renamed(old=o, new=n):
+                if n.sid == me:
+                    self.name = n.name
+                    return _line(f"> You are now known as {n.name}")
+                return _line(f"> {o.name} is now known as {n.name}")
+            case NameList(room=r, members=members):
+                others = [m.user.name for m in members if m.user.sid != me]
+                if not others:
+                    return b""
+                shown = ", ".join(others[:NAMES_SHOWN])
+                more = f" and {len(others) - NAMES_SHOWN} more" if len(others) > NAMES_SHOWN else ""
+                return _line(f"> In {r} with you: {shown}{more}")
+            case TopicIs(room=r, topic=t, by=by):
+                if not t:
+                    return _line(f"> {r} has no topic")
+                return _line(f"> Topic of {r}: {safe(t)}" + (f" (set by {by})" if by else ""))
+            case TopicChanged(room=r, topic=t, by=by):
+                if not t:
+                    return _line(f"> {by.name} cleared the topic of {r}")
+                return _line(f"> {by.name} set the topic of {r}: {safe(t)}")
+            case RoomList(rooms=rooms):
+                if not rooms:
+                    return _line("> No rooms yet: /create ROOM makes one")
+                rows = [f"> Rooms ({len(rooms)}):"]
+                for info in rooms:
+                    size = (
+                        f"{info.count}/{info.limit}" if info.limit is not None else str(info.count)
+                    )
+                    unit = "user" if info.count == 1 and info.limit is None else "users"
+                    row = f"  {info.name} - {size} {unit}"
+                    if info.private:
+                        row += " [private]"
+                    if info.keyed:
+                        row += " [key]"
+                    if info.topic:
+                        row += f" - {safe(info.topic)}"
+                    rows.append(row)
+                return ("\n".join(rows) + "\n").encode()
+            case UserList(room=r, users=people):
+                head = (
+                    f"> Users in {r} ({len(people)}):" if r else f"> Users online ({len(people)}):"
+                )
+                return ("\n".join([head, *(self._who_row(u) for u in people)]) + "\n").encode()
+            case Echoed(text=t):
+                return _line(t)
+            case Failed(error=err):
+                return _line("! " + error_text(err, self.name))
+            case Closing(reason=why, kind=kind):
+                if kind == "quit":
+                    return _line("> Bye")
+                if kind == "shutdown":
+                    return _line("! Server shutting down" + (f": {why}" if why else ""))
+                return _line("! Disconnected" + (f": {why}" if why else ""))
+            case ServerNotice(text=t, by=by):
+                return _line(f"! Notice from {by or 'the server'}: {safe(t)}")
+            case Invited(room=r, by=by, target=t):
+                if t.sid == me:
+                    return _line(f"> {by.name} invites you to {r}: /join {r}")
+                return _line(f"> You invited {t.name} to {r}")
+            case AwayChanged(user=u, text=t):
+                if u.sid != me:
+                    return b""
+                return _line(f"> You are marked away: {t}" if t else "> You are back")
+
+    @staticmethod
+    def _who_row(u: UserInfo) -> str:
+        op = "@" if "o" in u.modes else ""
+        row = f"  {op}{u.name} [{u.address}] {u.door}, idle {_idle(u.idle)}"
+        if u.oper:
+            row += ", server operator"
+        if u.away:
+            row += f", away: {safe(u.away)}"
+        return row
+
+    @staticmethod
+    def _left(room: str, me: bool, name: str, n: int, kind: str, why: str, by: str) -> str:
+        reason = f": {safe(why)}" if why else ""
+        if kind == "close":
+            return f"< Room {room} was closed{reason}"
+        if me:
+            if kind == "kick":
+                return f"< You were kicked from {room} by {by}{reason}"
+            return f"< You left {room}"
+        if kind == "kick":
+            return f"< {name} was kicked from {room} by {by} ({users(n)}){reason}"
+        return f"< {name} left {room} ({users(n)}){reason}"

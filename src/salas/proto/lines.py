@@ -1,0 +1,66 @@
+"""Splitting a byte stream into bounded lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TooLong:
+    """A line went past the bound; its bytes were thrown away."""
+
+    limit: int
+
+
+class LineBuffer:
+    """Cuts a stream at ``\\n`` (a ``\\r`` before it is dropped).
+
+    Memory is bounded by ``limit``: a line that grows past it is reported once
+    as ``TooLong`` and the rest of it, up to the next newline, is skipped.
+    """
+
+    __slots__ = ("_buf", "_skipping", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._buf = bytearray()
+        self._skipping = False
+
+    def feed(self, data: bytes) -> list[bytes | TooLong]:
+        out: list[bytes | TooLong] = []
+        buf = self._buf
+        start = 0
+        end = len(data)
+        while start < end:
+            nl = data.find(b"\n", start)
+            if nl < 0:
+                if not self._skipping:
+                    buf += data[start:]
+                    if len(buf) > self.limit:
+                        out.append(TooLong(self.limit))
+                        buf.clear()
+                        self._skipping = True
+                break
+            if self._skipping:
+                self._skipping = False
+                start = nl + 1
+                continue
+            if buf:
+                buf += data[start:nl]
+                line = bytes(buf)
+                buf.clear()
+            else:
+                line = data[start:nl]
+            start = nl + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if len(line) > self.limit:
+                out.append(TooLong(self.limit))
+            else:
+                out.append(line)
+        return out
+
+    @property
+    def pending(self) -> int:
+        """Bytes held for an unfinished line."""
+        return len(self._buf)

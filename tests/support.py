@@ -1,0 +1,211 @@
+"""Shared helpers for tests that run the real server: start ``salas serve`` on
+free loopback ports, and talk to it over real sockets. Every wait is bounded."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Scales every timeout (slow machines: SALAS_TEST_TIME=3).
+TIME = float(os.environ.get("SALAS_TEST_TIME", "1"))
+LISTEN_RE = re.compile(r"listening: (\w+) on (\S+):(\d+)")
+PYTHON = sys.executable
+
+
+def salas_cmd(*args: str) -> list[str]:
+    return [PYTHON, "-m", "salas", *args]
+
+
+def test_env(tmp: Path) -> dict[str, str]:
+    """An environment that keeps client state and data inside the test's tmp dir."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SALAS__")}
+    env.update(
+        HOME=str(tmp / "home"),
+        XDG_STATE_HOME=str(tmp / "state"),
+        XDG_DATA_HOME=str(tmp / "xdg-data"),
+        PYTHONUNBUFFERED="1",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+@dataclass
+class RunningServer:
+    proc: subprocess.Popen[str]
+    data_dir: Path
+    ports: dict[str, int] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+
+    @property
+    def port(self) -> int:
+        return self.ports["line"]
+
+    def _pump(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._cond:
+                self.log.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_log(self, pattern: str, timeout: float = 5.0, start: int = 0) -> str:
+        """The first console line from index ``start`` on that matches ``pattern`` (regex)."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout * TIME
+        with self._cond:
+            while True:
+                for line in self.log[start:]:
+                    if rx.search(line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not left):
+                    raise AssertionError(f"no log line matching {pattern!r} in:\n" + "\n".join(self.log))
+                self._cond.wait(min(left, 0.2))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout * TIME)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise
+
+    def rss_kb(self) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+
+def start_server(
+    tmp: Path,
+    doors: tuple[str, ...] = ("line",),
+    config: str | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> RunningServer:
+    data = tmp / "data"
+    args = ["serve", "--data-dir", str(data)]
+    for door in doors:
+        args += ["--listen", f"{door}:127.0.0.1:0"]
+    if config is not None:
+        cfg = tmp / "salas.toml"
+        cfg.write_text(config)
+        args += ["--config", str(cfg)]
+    proc = subprocess.Popen(
+        salas_cmd(*args, *extra_args),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=test_env(tmp),
+    )
+    server = RunningServer(proc, data)
+    threading.Thread(target=server._pump, daemon=True).start()
+    deadline = time.monotonic() + 15 * TIME
+    while len(server.ports) < len(doors):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError("server did not start:\n" + "\n".join(server.log))
+        with server._cond:
+            for line in server.log:
+                m = LISTEN_RE.search(line)
+                if m:
+                    server.ports[m.group(1)] = int(m.group(3))
+            if len(server.ports) < len(doors):
+                server._cond.wait(0.1)
+    return server
+
+
+class LineClient:
+    """A netcat-like client for the line door."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.sock = socket.create_connection((host, port), timeout=5 * TIME)
+        self.buf = b""
+        self.seen: list[str] = []
+
+    def send(self, text: str) -> None:
+        self.sock.sendall(text.encode() + b"\n")
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self, deadline: float) -> bool:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            return False
+        if not data:
+            raise ConnectionError("server closed the connection")
+        self.buf += data
+        return True
+
+    def next_line(self, timeout: float = 5.0) -> str:
+        deadline = time.monotonic() + timeout * TIME
+        while b"\n" not in self.buf:
+            if not self._fill(deadline):
+                raise TimeoutError(f"no line within {timeout}s; seen so far: {self.seen[-10:]}")
+        raw, self.buf = self.buf.split(b"\n", 1)
+        line = raw.decode("utf-8", "replace")
+        self.seen.append(line)
+        return line
+
+    def expect(self, needle: str, timeout: float = 5.0) -> str:
+        """Read lines until one contains ``needle``; return it."""
+        deadline = time.monotonic() + timeout * TIME
+        while True:
+            left = (deadline - time.monotonic()) / TIME
+            if left <= 0:
+                raise TimeoutError(f"{needle!r} not seen; last lines: {self.seen[-15:]}")
+            line = self.next_line(left)
+            if needle in line:
+                return line
+
+    def drain(self, quiet: float = 0.3) -> list[str]:
+        """Every line that arrives until the connection has been quiet for ``quiet`` s."""
+        lines = []
+        while True:
+            try:
+                lines.append(self.next_line(quiet))
+            except TimeoutError:
+                return lines
+
+    def closed(self, timeout: float = 5.0) -> bool:
+        """True once the server has closed the connection (reading what is left)."""
+        deadline = time.monotonic() + timeout * TIME
+        try:
+            while self._fill(deadline):
+                pass
+        except (ConnectionError, OSError):
+            return True
+        return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def welcome(port: int, name: str | None = None) -> LineClient:
+    """A line client past its welcome (and renamed, when ``name`` is given)."""
+    c = LineClient(port)
+    c.expect("> You joined lobby")
+    if name:
+        c.send(f"/nick {name}")
+        c.expect(f"> You are now known as {name}")
+    return c
