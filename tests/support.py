@@ -44,6 +44,7 @@ class RunningServer:
     ports: dict[str, int] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
+    _pumped: bool = False
 
     @property
     def port(self) -> int:
@@ -56,6 +57,7 @@ class RunningServer:
                 self.log.append(line.rstrip("\n"))
                 self._cond.notify_all()
         with self._cond:
+            self._pumped = True
             self._cond.notify_all()
 
     def wait_log(self, pattern: str, timeout: float = 5.0, start: int = 0) -> str:
@@ -68,8 +70,10 @@ class RunningServer:
                     if rx.search(line):
                         return line
                 left = deadline - time.monotonic()
-                if left <= 0 or (self.proc.poll() is not None and not left):
-                    raise AssertionError(f"no log line matching {pattern!r} in:\n" + "\n".join(self.log))
+                exited = self.proc.poll() is not None and self._pumped
+                if left <= 0 or exited:
+                    shown = "\n".join(self.log)
+                    raise AssertionError(f"no log line matching {pattern!r} in:\n{shown}")
                 self._cond.wait(min(left, 0.2))
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
@@ -88,6 +92,9 @@ class RunningServer:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         raise AssertionError("no VmRSS")
+
+
+test_env.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 def start_server(
@@ -137,6 +144,10 @@ class LineClient:
         self.buf = b""
         self.seen: list[str] = []
 
+    def tail(self, n: int = 12) -> list[str]:
+        """The last lines seen, each cut short, for error messages."""
+        return [line if len(line) < 120 else line[:117] + "..." for line in self.seen[-n:]]
+
     def send(self, text: str) -> None:
         self.sock.sendall(text.encode() + b"\n")
 
@@ -161,7 +172,7 @@ class LineClient:
         deadline = time.monotonic() + timeout * TIME
         while b"\n" not in self.buf:
             if not self._fill(deadline):
-                raise TimeoutError(f"no line within {timeout}s; seen so far: {self.seen[-10:]}")
+                raise TimeoutError(f"no line within {timeout}s; last lines: {self.tail()}")
         raw, self.buf = self.buf.split(b"\n", 1)
         line = raw.decode("utf-8", "replace")
         self.seen.append(line)
@@ -173,7 +184,7 @@ class LineClient:
         while True:
             left = (deadline - time.monotonic()) / TIME
             if left <= 0:
-                raise TimeoutError(f"{needle!r} not seen; last lines: {self.seen[-15:]}")
+                raise TimeoutError(f"{needle!r} not seen; last lines: {self.tail()}")
             line = self.next_line(left)
             if needle in line:
                 return line

@@ -70,6 +70,6 @@ async def _serve(config: Config, data_dir: Path) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     log.info("shutting down: telling %d user(s)", len(hub.users))
-    await server.shutdown("Server shutting down")
+    await server.shutdown("")
     log.info("stopped")
     return 0

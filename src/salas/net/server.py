@@ -152,12 +152,12 @@ class Connection(asyncio.Protocol):
             now = time.monotonic()
             wait = gate.wait(now)
             if wait > 0:
-                if len(pending) > gate.policy.max_queue:
-                    self.kill("Excess flood")
-                    return
                 if not self._lag_told:
                     self._lag_told = True
                     self.send(self.door.render_flood_notice())
+                if len(pending) > gate.policy.max_queue:
+                    self.kill("Excess flood")
+                    return
                 self._drain_handle = loop.call_later(wait, self._drain)
                 return
             gate.take(now)
