@@ -17,8 +17,8 @@ from typing import Any
 
 DOORS = ("line", "irc", "http", "cs168")
 #: Doors this build can open.
-AVAILABLE_DOORS = ("line", "cs168")
-DEFAULT_LISTEN = ("line:6900",)
+AVAILABLE_DOORS = ("line", "irc", "cs168")
+DEFAULT_LISTEN = ("line:6900", "irc:6667")
 ENV_PREFIX = "SALAS__"
 
 
@@ -84,6 +84,16 @@ class LimitsSettings:
 
 
 @dataclass(slots=True)
+class IrcSettings:
+    #: Message of the day, one list item per line; empty sends ERR_NOMOTD (422).
+    motd: list[str] = field(default_factory=list)
+    #: Seconds of silence before the server sends PING.
+    ping_interval: float = 120.0
+    #: Seconds to wait for any reply to that PING before disconnecting.
+    ping_timeout: float = 60.0
+
+
+@dataclass(slots=True)
 class LogSettings:
     level: str = "info"
     console: bool = True
@@ -104,6 +114,7 @@ class Operator:
 class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
+    irc: IrcSettings = field(default_factory=IrcSettings)
     log: LogSettings = field(default_factory=LogSettings)
     operators: list[Operator] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -132,6 +143,7 @@ def default_data_dir() -> Path:
 _SECTIONS: dict[str, type] = {
     "server": ServerSettings,
     "limits": LimitsSettings,
+    "irc": IrcSettings,
     "log": LogSettings,
 }
 
@@ -259,5 +271,7 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("limits.flood_burst: must be at least 1")
     if cfg.limits.sendq_bytes < 4096:
         raise ConfigError("limits.sendq_bytes: must be at least 4096")
+    if cfg.irc.ping_interval < 1 or cfg.irc.ping_timeout < 1:
+        raise ConfigError("irc.ping_interval and irc.ping_timeout: must be at least 1 second")
     if not cfg.server.lobby:
         raise ConfigError("server.lobby: must not be empty")

@@ -141,6 +141,55 @@ class Invite:
 
 
 @dataclass(frozen=True, slots=True)
+class ModeChange:
+    """One room mode: ``l`` limit, ``k`` key, ``i`` private, ``t`` topic lock,
+    ``n`` no outside messages, ``m`` moderated, ``o``/``v`` a member's rank,
+    ``b`` a ban mask (``nick!user@host`` with ``*`` and ``?``)."""
+
+    add: bool
+    mode: str
+    arg: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetModes:
+    """Change a room's modes; with no changes, ask for them. All or nothing."""
+
+    room: str
+    changes: tuple[ModeChange, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ListBans:
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class Whois:
+    """Ask about one person. ``tag`` comes back in the answer (the door's own use)."""
+
+    name: str
+    tag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """How many people and rooms (IRC's LUSERS)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BecomeOper:
+    """Made by a door only after it checked the operator's credentials itself."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveAll:
+    """Leave every room (IRC's ``JOIN 0``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Quit:
     reason: str = ""
 
@@ -162,5 +211,11 @@ Command = (
     | SetAway
     | Kick
     | Invite
+    | SetModes
+    | ListBans
+    | Whois
+    | Stats
+    | BecomeOper
+    | LeaveAll
     | Quit
 )

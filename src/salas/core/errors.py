@@ -120,6 +120,16 @@ class TooManyRooms(ChatError):
 
 
 @dataclass(eq=True)
+class UnknownMode(ChatError):
+    mode: str
+
+
+@dataclass(eq=True)
+class ModeArgMissing(ChatError):
+    mode: str
+
+
+@dataclass(eq=True)
 class RoomProtected(ChatError):
     """The lobby and other permanent rooms can't be closed or renamed."""
 

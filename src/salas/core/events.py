@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from salas.core.commands import Command, MessageKind
+from salas.core.commands import Command, MessageKind, ModeChange
 from salas.core.errors import ChatError
 from salas.core.model import Member, RoomInfo, UserInfo, UserRef
 
@@ -25,6 +25,8 @@ class Welcome:
     server: str
     door: str = ""
     address: str = ""
+    rooms: int = 0
+    opers: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +144,51 @@ class Invited:
 
 
 @dataclass(frozen=True, slots=True)
+class ModesChanged:
+    """To everyone in the room: what changed, in the order applied."""
+
+    room: str
+    by: UserRef
+    changes: tuple[ModeChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ModesAre:
+    """A room's modes: letters (``+ntl``), their arguments, and when it was made."""
+
+    room: str
+    modes: str
+    args: tuple[str, ...]
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BanList:
+    room: str
+    masks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WhoisReply:
+    user: UserInfo
+    #: The rooms the asker may see, each with the person's rank there ("@" or "+").
+    rooms: tuple[tuple[str, str], ...]
+    tag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StatsReply:
+    users: int
+    rooms: int
+    opers: int
+
+
+@dataclass(frozen=True, slots=True)
+class OperGranted:
+    user: UserRef
+
+
+@dataclass(frozen=True, slots=True)
 class ServerNotice:
     """Plain words from the server or an operator, to one or many."""
 
@@ -180,6 +227,12 @@ Event = (
     | Echoed
     | AwayChanged
     | Invited
+    | ModesChanged
+    | ModesAre
+    | BanList
+    | WhoisReply
+    | StatsReply
+    | OperGranted
     | ServerNotice
     | Failed
     | Closing

@@ -17,6 +17,7 @@ from salas.core import commands as c
 from salas.core import errors as e
 from salas.core.events import (
     AwayChanged,
+    BanList,
     Closing,
     Delivery,
     Echoed,
@@ -26,15 +27,20 @@ from salas.core.events import (
     Joined,
     Left,
     Message,
+    ModesAre,
+    ModesChanged,
     NameList,
+    OperGranted,
     Private,
     Renamed,
     RoomList,
     ServerNotice,
+    StatsReply,
     TopicChanged,
     TopicIs,
     UserList,
     Welcome,
+    WhoisReply,
 )
 from salas.core.model import Member, Room, RoomInfo, User, UserInfo
 from salas.core.names import (
@@ -42,6 +48,8 @@ from salas.core.names import (
     TOPIC_MAX,
     fold,
     guest_name,
+    mask_regex,
+    normal_mask,
     sanitize_name,
     valid_name,
     valid_room,
@@ -100,6 +108,12 @@ class Hub:
             c.SetAway: self._set_away,
             c.Kick: self._kick,
             c.Invite: self._invite,
+            c.SetModes: self._set_modes,
+            c.ListBans: self._list_bans,
+            c.Whois: self._whois,
+            c.Stats: self._stats,
+            c.BecomeOper: self._become_oper,
+            c.LeaveAll: self._leave_all,
             c.Quit: self._quit,
         }
 
@@ -178,6 +192,11 @@ class Hub:
             modes=room.members.get(user.sid, "") if room is not None else "",
         )
 
+    @staticmethod
+    def _banned(user: User, room: Room) -> bool:
+        full = fold(f"{user.name}!{user.username}@{user.host}")
+        return any(mask_regex(mask).match(full) for mask in room.bans)
+
     def _is_room_op(self, user: User, room: Room) -> bool:
         return user.oper or "o" in room.members.get(user.sid, "")
 
@@ -209,7 +228,13 @@ class Hub:
         self.users[sid] = user
         self.by_name[fold(name)] = user
         welcome = Welcome(
-            user.ref, len(self.users), self.settings.server_name, user.door, user.address
+            user.ref,
+            len(self.users),
+            self.settings.server_name,
+            user.door,
+            user.address,
+            len(self.rooms),
+            sum(1 for u in self.users.values() if u.oper),
         )
         out.append(Delivery((sid,), welcome))
         if cmd.lobby:
@@ -270,7 +295,7 @@ class Hub:
     def _check_join(self, user: User, room: Room, key: str | None) -> None:
         if user.oper:
             return
-        if room.bans and any(fold(b) == fold(user.name) for b in room.bans):
+        if room.bans and self._banned(user, room):
             raise e.Banned(room.name)
         if room.private and fold(user.name) not in room.invited:
             raise e.InviteOnly(room.name)
@@ -422,6 +447,154 @@ class Hub:
         ev = Invited(room.name, user.ref, target.ref)
         out.append(Delivery((target.sid, user.sid) if target is not user else (user.sid,), ev))
 
+    # -- modes -----------------------------------------------------------------
+
+    def _set_modes(self, user: User, cmd: c.SetModes, now: float, out: list[Delivery]) -> None:
+        room = self._room(cmd.room)
+        if not cmd.changes:
+            member = user.sid in room.members or user.oper
+            args: list[str] = []
+            if room.password and member:
+                args.append(room.password)
+            if room.limit is not None:
+                args.append(str(room.limit))
+            out.append(
+                Delivery(
+                    (user.sid,), ModesAre(room.name, room.modes(), tuple(args), room.created_at)
+                )
+            )
+            return
+        if not self._is_room_op(user, room):
+            if user.sid not in room.members:
+                raise e.NotInRoom(room.name)
+            raise e.NotRoomOperator(room.name)
+        for ch in cmd.changes:
+            self._check_mode(room, ch)
+        applied = [
+            ch for ch in (self._apply_mode(room, ch) for ch in cmd.changes) if ch is not None
+        ]
+        user.last_active = now
+        if applied:
+            out.append(
+                Delivery(room.recipients(), ModesChanged(room.name, user.ref, tuple(applied)))
+            )
+
+    def _check_mode(self, room: Room, ch: c.ModeChange) -> None:
+        m = ch.mode
+        if m in "itnm":
+            return
+        if m == "l":
+            if ch.add:
+                if ch.arg is None:
+                    raise e.ModeArgMissing(m)
+                if not ch.arg.isdigit() or not 0 < int(ch.arg) <= MAX_LIMIT:
+                    raise e.LimitInvalid(ch.arg)
+            return
+        if m == "k":
+            if ch.add and (not ch.arg or any(c in ch.arg for c in " ,:\x00")):
+                raise e.ModeArgMissing(m)
+            return
+        if m in "ov":
+            if not ch.arg:
+                raise e.ModeArgMissing(m)
+            target = self.user_named(ch.arg)
+            if target is None:
+                raise e.NoSuchUser(ch.arg)
+            if target.sid not in room.members:
+                raise e.UserNotInRoom(target.name, room.name)
+            return
+        if m == "b":
+            if not ch.arg:
+                raise e.ModeArgMissing(m)
+            return
+        raise e.UnknownMode(m)
+
+    def _apply_mode(self, room: Room, ch: c.ModeChange) -> c.ModeChange | None:
+        """Apply one checked change; None when it changed nothing."""
+        m, add = ch.mode, ch.add
+        if m in "itnm":
+            attr = {"i": "private", "t": "topic_locked", "n": "no_external", "m": "moderated"}[m]
+            if getattr(room, attr) == add:
+                return None
+            setattr(room, attr, add)
+            return c.ModeChange(add, m)
+        if m == "l":
+            if add:
+                assert ch.arg is not None
+                room.limit = int(ch.arg)
+                return c.ModeChange(True, m, ch.arg)
+            if room.limit is None:
+                return None
+            room.limit = None
+            return c.ModeChange(False, m)
+        if m == "k":
+            if add:
+                room.password = ch.arg
+                return ch
+            if room.password is None:
+                return None
+            old, room.password = room.password, None
+            return c.ModeChange(False, m, old)
+        if m in "ov":
+            assert ch.arg is not None
+            target = self.user_named(ch.arg)
+            assert target is not None
+            modes = room.members[target.sid]
+            has = m in modes
+            if has == add:
+                return None
+            room.members[target.sid] = "".join(x for x in "ov" if (x in modes) != (x == m))
+            return c.ModeChange(add, m, target.name)
+        # m == "b"
+        assert ch.arg is not None
+        mask = normal_mask(ch.arg)
+        present = [b for b in room.bans if fold(b) == fold(mask)]
+        if add:
+            if present:
+                return None
+            room.bans.append(mask)
+            return c.ModeChange(True, m, mask)
+        if not present:
+            return None
+        room.bans.remove(present[0])
+        return c.ModeChange(False, m, present[0])
+
+    def _list_bans(self, user: User, cmd: c.ListBans, now: float, out: list[Delivery]) -> None:
+        room = self._room(cmd.room)
+        out.append(Delivery((user.sid,), BanList(room.name, tuple(room.bans))))
+
+    # -- people and the server -----------------------------------------------
+
+    def _whois(self, user: User, cmd: c.Whois, now: float, out: list[Delivery]) -> None:
+        target = self.user_named(cmd.name)
+        if target is None:
+            raise e.NoSuchUser(cmd.name)
+        rooms = tuple(
+            (
+                room.name,
+                "@"
+                if "o" in room.members[target.sid]
+                else "+"
+                if "v" in room.members[target.sid]
+                else "",
+            )
+            for room in target.rooms.values()
+            if not room.private or user.sid in room.members or user.oper
+        )
+        out.append(Delivery((user.sid,), WhoisReply(self.user_info(target, now), rooms, cmd.tag)))
+
+    def _stats(self, user: User, cmd: c.Stats, now: float, out: list[Delivery]) -> None:
+        opers = sum(1 for u in self.users.values() if u.oper)
+        out.append(Delivery((user.sid,), StatsReply(len(self.users), len(self.rooms), opers)))
+
+    def _become_oper(self, user: User, cmd: c.BecomeOper, now: float, out: list[Delivery]) -> None:
+        user.oper = True
+        out.append(Delivery((user.sid,), OperGranted(user.ref)))
+
+    def _leave_all(self, user: User, cmd: c.LeaveAll, now: float, out: list[Delivery]) -> None:
+        for room in list(user.rooms.values()):
+            self._part(user, room, now, out)
+
     # -- speech ---------------------------------------------------------------
 
     def _say(self, user: User, cmd: c.Say, now: float, out: list[Delivery]) -> None:
@@ -433,7 +606,13 @@ class Hub:
                 raise e.CannotSend(room.name)
         elif room.moderated and not modes and not user.oper:
             raise e.CannotSend(room.name)
-        if room.bans and not user.oper and any(fold(b) == fold(user.name) for b in room.bans):
+        if (
+            room.bans
+            and not user.oper
+            and modes is not None
+            and not modes
+            and self._banned(user, room)
+        ):
             raise e.CannotSend(room.name)
         user.last_active = now
         msg = Message(self._next_id(), now, room.name, user.ref, cmd.text, cmd.kind)

@@ -53,3 +53,27 @@ def sanitize_name(wanted: str) -> str:
     if not re.match(r"[A-Za-z\[\]\\`_^{|}]", cleaned[0]):
         cleaned = ("_" + cleaned)[:NAME_MAX]
     return cleaned
+
+
+def mask_regex(mask: str) -> re.Pattern[str]:
+    """A ban mask (``nick!user@host``, ``*`` and ``?`` as wildcards) as a regex on folded text.
+
+    A bare ``nick`` means ``nick!*@*``; ``nick!user`` means ``nick!user@*``.
+    """
+    if "!" not in mask:
+        mask += "!*"
+    if "@" not in mask:
+        mask += "@*"
+    parts = []
+    for ch in fold(mask):
+        parts.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
+    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+
+
+def normal_mask(mask: str) -> str:
+    """The form a ban mask is stored and shown in."""
+    if "!" not in mask:
+        mask += "!*"
+    if "@" not in mask:
+        mask += "@*"
+    return mask

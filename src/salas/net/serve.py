@@ -12,7 +12,7 @@ from salas import __version__
 from salas.config import Config
 from salas.core.hub import Hub, HubSettings
 from salas.logs import Logs
-from salas.net.doors import FACTORIES
+from salas.net.doors import door_factories
 from salas.net.server import Server
 
 log = logging.getLogger("salas")
@@ -50,7 +50,7 @@ async def _serve(config: Config, data_dir: Path) -> int:
     )
     server = Server(config, hub, loop)
     try:
-        bound = await server.start(FACTORIES)
+        bound = await server.start(door_factories(config))
     except OSError as err:
         log.error("salas: cannot listen: %s", err.strerror or err)
         for srv in server.servers:

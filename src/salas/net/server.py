@@ -46,6 +46,7 @@ class Connection(asyncio.Protocol):
         "_lag_told",
         "_pending",
         "_reg_timer",
+        "_tick_timer",
         "closed",
         "closing",
         "dirty",
@@ -53,6 +54,7 @@ class Connection(asyncio.Protocol):
         "door_factory",
         "gate",
         "host",
+        "last_rx",
         "out",
         "port",
         "reason",
@@ -73,7 +75,9 @@ class Connection(asyncio.Protocol):
         self._pending: deque[Input] = deque()
         self._drain_handle: asyncio.TimerHandle | None = None
         self._reg_timer: asyncio.TimerHandle | None = None
+        self._tick_timer: asyncio.TimerHandle | None = None
         self._lag_told = False
+        self.last_rx = time.monotonic()
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -103,12 +107,26 @@ class Connection(asyncio.Protocol):
             self._reg_timer = server.loop.call_later(
                 server.config.limits.register_timeout, self._registration_check
             )
+        interval = self.door.tick_interval
+        if interval:
+            self._tick_timer = server.loop.call_later(interval, self._tick)
         for item in start:
             self.server.run(self, item)
+
+    def _tick(self) -> None:
+        self._tick_timer = None
+        if self.closing:
+            return
+        for item in self.door.tick(time.monotonic() - self.last_rx):
+            self.server.run(self, item)
+        interval = self.door.tick_interval
+        if interval and not self.closing:
+            self._tick_timer = self.server.loop.call_later(interval, self._tick)
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        self.last_rx = time.monotonic()
         items = self.door.receive_data(data)
         if not items:
             return
@@ -127,7 +145,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.closing = True
-        for handle in (self._drain_handle, self._reg_timer):
+        for handle in (self._drain_handle, self._reg_timer, self._tick_timer):
             if handle is not None:
                 handle.cancel()
         self._pending.clear()
@@ -160,8 +178,10 @@ class Connection(asyncio.Protocol):
                     return
                 self._drain_handle = loop.call_later(wait, self._drain)
                 return
-            gate.take(now)
-            self.server.run(self, pending.popleft())
+            item = pending.popleft()
+            if not callable(item):
+                gate.take(now)
+            self.server.run(self, item)
         if not pending:
             self._lag_told = False
 
@@ -236,8 +256,10 @@ class Server:
     def run(self, conn: Connection, item: Input) -> None:
         if isinstance(item, bytes):
             conn.send(item)
-            return
-        self.dispatch(conn.sid, item)
+        elif callable(item):
+            conn.send(item())
+        else:
+            self.dispatch(conn.sid, item)
 
     def dispatch(self, sid: int, cmd: Command) -> None:
         try:

@@ -168,6 +168,11 @@ class Cs168Door:
     def render_error_close(self, reason: str) -> bytes:
         return frames(f"Disconnected: {reason}")
 
+    tick_interval: float | None = None
+
+    def tick(self, idle: float) -> list[Input]:
+        return []
+
     def render_flood_notice(self) -> bytes:
         return frames("You are sending too fast: your messages are being delayed.")
 

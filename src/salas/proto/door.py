@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Protocol
 
 from salas.core.commands import Command
 from salas.core.events import Event
 
-#: What a door makes of incoming bytes: commands for the hub, or bytes to
-#: send straight back to this connection (usage errors, help).
-Input = Command | bytes
+#: What a door makes of incoming bytes: commands for the hub, bytes to send
+#: straight back to this connection (usage errors, help), or a callable that
+#: makes such bytes when its turn comes (replies that depend on what ran
+#: before them, such as IRC's labeled responses). Callables cost no flood token.
+Input = Command | bytes | Callable[[], bytes]
 
 
 class Door(Protocol):
@@ -18,6 +21,8 @@ class Door(Protocol):
     #: Sessions whose doors have equal variants get the same bytes for a
     #: room ``Message``: the fan-out renders once per variant.
     variant: object
+    #: Seconds between ``tick`` calls, or None for a door with no timers.
+    tick_interval: float | None
 
     def start(self) -> list[Input]:
         """What happens as soon as the connection is open."""
@@ -37,4 +42,8 @@ class Door(Protocol):
 
     def render_flood_notice(self) -> bytes:
         """Said once when commands start being delayed."""
+        ...
+
+    def tick(self, idle: float) -> list[Input]:
+        """Timers (IRC's PING): ``idle`` is how long since the client last sent anything."""
         ...

@@ -26,6 +26,7 @@ from salas.core.events import (
     Left,
     Message,
     NameList,
+    OperGranted,
     Private,
     Renamed,
     RoomList,
@@ -334,6 +335,11 @@ class LineDoor:
     def render_error_close(self, reason: str) -> bytes:
         return _line(f"! Disconnected: {reason}")
 
+    tick_interval: float | None = None
+
+    def tick(self, idle: float) -> list[Input]:
+        return []
+
     def render_flood_notice(self) -> bytes:
         return _line(
             "! You are sending too fast: your lines are being delayed;"
@@ -431,6 +437,9 @@ class LineDoor:
                 if u.sid != me:
                     return b""
                 return _line(f"> You are marked away: {t}" if t else "> You are back")
+            case OperGranted():
+                return _line("> You are now a server operator")
+        return b""
 
     @staticmethod
     def _who_row(u: UserInfo) -> str:

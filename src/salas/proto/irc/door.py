@@ -1,0 +1,1069 @@
+"""The IRC door: one connection's registration, commands and replies.
+
+Registration waits for ``NICK``, ``USER`` and, when the client opened one, the
+end of capability negotiation (``CAP END``). After it, each command maps onto
+core commands; replies and errors come back as events and are rendered here
+as numerics. Rooms are channels: room ``tas`` is ``#tas``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from salas import __version__
+from salas.core import commands as c
+from salas.core import errors as e
+from salas.core.events import (
+    AwayChanged,
+    BanList,
+    Closing,
+    Echoed,
+    Event,
+    Failed,
+    Invited,
+    Joined,
+    Left,
+    Message,
+    ModesAre,
+    ModesChanged,
+    NameList,
+    OperGranted,
+    Private,
+    Renamed,
+    RoomList,
+    ServerNotice,
+    StatsReply,
+    TopicChanged,
+    TopicIs,
+    UserList,
+    Welcome,
+    WhoisReply,
+)
+from salas.core.model import UserInfo, UserRef
+from salas.core.names import NAME_MAX, ROOM_MAX, TOPIC_MAX, fold, valid_name, valid_room
+from salas.proto.door import Input
+from salas.proto.irc import numerics as n
+from salas.proto.irc.caps import CAPS, ls_tokens
+from salas.proto.irc.message import MAX_INPUT, MAX_LINE, IrcParseError, Line, build, parse
+from salas.proto.lines import LineBuffer, TooLong
+
+CHANLIMIT = 100
+USERLEN = 10
+KICKLEN = 390
+AWAYLEN = 390
+MAXTARGETS = 4
+MODES_PER_LINE = 6
+#: Mode letters by kind, as CHANMODES and PREFIX advertise them.
+LIST_MODES = "b"
+ARG_MODES = "k"
+SET_ARG_MODES = "l"
+FLAG_MODES = "imnt"
+PREFIX_MODES = "ov"
+PREFIX_CHARS = {"o": "@", "v": "+"}
+
+
+@dataclass(frozen=True, slots=True)
+class IrcInfo:
+    """What every IRC connection needs to know about the server."""
+
+    server: str = "salas.local"
+    network: str = "salas"
+    description: str = "salas chat"
+    created: str = ""
+    motd: tuple[str, ...] = ()
+    operators: tuple[tuple[str, str], ...] = ()
+    ping_interval: float = 120.0
+    ping_timeout: float = 60.0
+
+
+def isupport(info: IrcInfo) -> list[str]:
+    return [
+        f"AWAYLEN={AWAYLEN}",
+        "CASEMAPPING=ascii",
+        f"CHANLIMIT=#:{CHANLIMIT}",
+        f"CHANMODES={LIST_MODES},{ARG_MODES},{SET_ARG_MODES},{FLAG_MODES}",
+        f"CHANNELLEN={ROOM_MAX + 1}",
+        "CHANTYPES=#",
+        "ELIST=",
+        "HOSTLEN=64",
+        f"KICKLEN={KICKLEN}",
+        "MAXLIST=b:100",
+        f"MODES={MODES_PER_LINE}",
+        f"NETWORK={info.network}",
+        f"NICKLEN={NAME_MAX}",
+        "PREFIX=(ov)@+",
+        "SAFELIST",
+        "STATUSMSG=",
+        f"TARGMAX=JOIN:,KICK:1,NAMES:1,NOTICE:{MAXTARGETS},PART:,PRIVMSG:{MAXTARGETS},WHOIS:1",
+        f"TOPICLEN={TOPIC_MAX}",
+        f"USERLEN={USERLEN}",
+    ]
+
+
+def _chunks(text: str, limit: int) -> list[str]:
+    """Split ``text`` into pieces of at most ``limit`` UTF-8 bytes, whole characters only."""
+    data = text.encode()
+    if len(data) <= limit:
+        return [text]
+    out = []
+    while data:
+        cut = min(limit, len(data))
+        while cut < len(data) and cut > 0 and (data[cut] & 0xC0) == 0x80:
+            cut -= 1
+        out.append(data[:cut].decode())
+        data = data[cut:]
+    return out
+
+
+def prefix(u: UserRef) -> str:
+    return f"{u.name}!{u.username}@{u.host}"
+
+
+def _iso(ts: float) -> str:
+    return (
+        datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        + f"{int(ts * 1000) % 1000:03d}Z"
+    )
+
+
+@dataclass
+class _Label:
+    label: str
+    lines: list[bytes] = field(default_factory=list)
+
+
+class IrcDoor:
+    door: ClassVar[str] = "irc"
+
+    def __init__(self, sid: int, host: str, port: int, info: IrcInfo | None = None) -> None:
+        self.sid = sid
+        self.host = host
+        self.port = port
+        self.info = info or IrcInfo()
+        self._buf = LineBuffer(MAX_INPUT)
+        self.registered = False
+        self.nick = ""
+        self.username = ""
+        self.realname = ""
+        self.negotiating = False
+        self.cap_version = 0
+        self.caps: set[str] = set()
+        self.channels: dict[str, str] = {}  # folded room name -> room name
+        self.oper = False
+        self.tick_interval: float | None = self.info.ping_interval / 2
+        self._ping_token: str | None = None
+        self._last_quit = -1
+        self._label: _Label | None = None
+        self._batch_seq = 0
+        self.variant: object = ("irc",)
+
+    # -- the door protocol ----------------------------------------------------
+
+    def start(self) -> list[Input]:
+        return []
+
+    def render_error_close(self, reason: str) -> bytes:
+        return build("ERROR", f"Closing Link: {self.host} ({reason})")
+
+    def render_flood_notice(self) -> bytes:
+        return self._notice("You are sending too fast: your commands are being delayed")
+
+    def tick(self, idle: float) -> list[Input]:
+        """Called every ``tick_interval`` seconds with the time since the client last spoke."""
+        if not self.registered:
+            return []
+        if idle >= self.info.ping_interval + self.info.ping_timeout and self._ping_token:
+            return [c.Quit(f"Ping timeout: {int(idle)} seconds")]
+        if idle >= self.info.ping_interval and self._ping_token is None:
+            self._ping_token = secrets.token_hex(4)
+            return [build("PING", self._ping_token)]
+        return []
+
+    def receive_data(self, data: bytes) -> list[Input]:
+        out: list[Input] = []
+        self._ping_token = None  # any traffic shows the peer is alive
+        for raw in self._buf.feed(data):
+            if isinstance(raw, TooLong):
+                out.append(self._num(n.ERR_INPUTTOOLONG, "Input line was too long"))
+                continue
+            if not raw.strip():
+                continue
+            try:
+                line = parse(raw)
+            except IrcParseError as err:
+                if str(err) in ("line too long", "tags too long"):
+                    out.append(self._num(n.ERR_INPUTTOOLONG, "Input line was too long"))
+                continue
+            label = line.tags.get("label") if "labeled-response" in self.caps else None
+            items = self._dispatch(line)
+            if label is not None and self.registered:
+                out.append(self._begin_label(label))
+                out.extend(items)
+                out.append(self._end_label)
+            else:
+                out.extend(items)
+        return out
+
+    # -- labeled-response --------------------------------------------------------
+
+    def _begin_label(self, label: str) -> Callable[[], bytes]:
+        def begin() -> bytes:
+            self._label = _Label(label)
+            return b""
+
+        return begin
+
+    def _end_label(self) -> bytes:
+        lab, self._label = self._label, None
+        if lab is None:
+            return b""
+        lines = lab.lines
+        tag = {"label": lab.label}
+        if not lines:
+            return build("ACK", source=self.info.server, tags=tag)
+        if len(lines) == 1:
+            return _add_tags(lines[0], tag)
+        self._batch_seq += 1
+        ref = f"L{self._batch_seq}"
+        start = build("BATCH", f"+{ref}", "labeled-response", source=self.info.server, tags=tag)
+        body = b"".join(_add_tags(x, {"batch": ref}) for x in lines)
+        return start + body + build("BATCH", f"-{ref}", source=self.info.server)
+
+    def _emit(self, data: bytes) -> bytes:
+        """Replies to this client: held back while a labeled command runs."""
+        if self._label is not None and data:
+            self._label.lines.extend(x + b"\r\n" for x in data.split(b"\r\n") if x)
+            return b""
+        return data
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _me(self) -> str:
+        return self.nick or "*"
+
+    def _num(self, code: str, *params: str) -> bytes:
+        return build(code, self._me(), *params, source=self.info.server)
+
+    def _notice(self, text: str) -> bytes:
+        return build("NOTICE", self._me(), text, source=self.info.server)
+
+    def _local(self, data: bytes) -> Callable[[], bytes]:
+        """A reply made now but sent in turn (and inside a label when there is one)."""
+        return lambda: self._emit(data)
+
+    def _tags(
+        self, ts: float | None = None, msgid: int | None = None, account: str | None = None
+    ) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        if "server-time" in self.caps:
+            tags["time"] = _iso(ts if ts is not None else time.time())
+        if msgid is not None and "message-tags" in self.caps:
+            tags["msgid"] = str(msgid)
+        if account and "account-tag" in self.caps:
+            tags["account"] = account
+        return tags
+
+    def _set_variant(self) -> None:
+        self.variant = (
+            "irc",
+            "server-time" in self.caps,
+            "message-tags" in self.caps,
+            "account-tag" in self.caps,
+        )
+
+    # -- commands ----------------------------------------------------------------
+
+    def _dispatch(self, line: Line) -> list[Input]:
+        cmd = line.command
+        handler = _PRE.get(cmd)
+        if handler is not None:
+            return handler(self, line)
+        if not self.registered:
+            if cmd in _POST:
+                return [self._local(self._num(n.ERR_NOTREGISTERED, "You have not registered"))]
+            return []
+        handler = _POST.get(cmd)
+        if handler is None:
+            return [self._local(self._num(n.ERR_UNKNOWNCOMMAND, cmd, "Unknown command"))]
+        need = _MIN_PARAMS.get(cmd, 0)
+        if len(line.params) < need or (need and not line.params[need - 1]):
+            return [self._local(self._num(n.ERR_NEEDMOREPARAMS, cmd, "Not enough parameters"))]
+        return handler(self, line)
+
+    def _try_register(self) -> list[Input]:
+        if self.registered or self.negotiating or not self.nick or not self.username:
+            return []
+        return [
+            c.Register(
+                self.nick,
+                self.door,
+                self.host,
+                self.port,
+                username=self.username,
+                realname=self.realname,
+                echo="echo-message" in self.caps,
+            )
+        ]
+
+    def _cmd_cap(self, line: Line) -> list[Input]:
+        if not line.params:
+            return [self._local(self._num(n.ERR_NEEDMOREPARAMS, "CAP", "Not enough parameters"))]
+        sub = line.params[0].upper()
+        if sub == "LS":
+            if not self.registered:
+                self.negotiating = True
+            version = line.params[1] if len(line.params) > 1 else ""
+            self.cap_version = max(self.cap_version, int(version) if version.isdigit() else 0)
+            if self.cap_version >= 302:
+                self.caps.add("cap-notify")
+            return [self._local(self._cap_lines("LS", ls_tokens(self.cap_version)))]
+        if sub == "LIST":
+            return [self._local(self._cap_lines("LIST", sorted(self.caps)))]
+        if sub == "REQ":
+            if not self.registered:
+                self.negotiating = True
+            wanted = line.params[1].split() if len(line.params) > 1 else []
+            names = [w.lstrip("-") for w in wanted]
+            if not wanted or any(name not in CAPS for name in names):
+                return [
+                    self._local(
+                        build("CAP", self._me(), "NAK", " ".join(wanted), source=self.info.server)
+                    )
+                ]
+            echo_before = "echo-message" in self.caps
+            for w in wanted:
+                if w.startswith("-"):
+                    self.caps.discard(w[1:])
+                else:
+                    self.caps.add(w)
+            self._set_variant()
+            out: list[Input] = [
+                self._local(
+                    build("CAP", self._me(), "ACK", " ".join(wanted), source=self.info.server)
+                )
+            ]
+            if self.registered and ("echo-message" in self.caps) != echo_before:
+                out.append(c.SetEcho("echo-message" in self.caps))
+            return out
+        if sub == "END":
+            if self.registered:
+                return []
+            self.negotiating = False
+            return self._try_register()
+        return [self._local(self._num(n.ERR_INVALIDCAPCMD, sub, "Invalid CAP command"))]
+
+    def _cap_lines(self, sub: str, tokens: list[str]) -> bytes:
+        """``CAP * LS`` replies, split over several lines (``*`` continuation) when long."""
+        lines: list[list[str]] = [[]]
+        size = 0
+        for tok in tokens:
+            if size + len(tok) + 1 > 400 and lines[-1]:
+                lines.append([])
+                size = 0
+            lines[-1].append(tok)
+            size += len(tok) + 1
+        out = b""
+        for i, group in enumerate(lines):
+            more = ["*"] if i < len(lines) - 1 and self.cap_version >= 302 else []
+            out += build("CAP", self._me(), sub, *more, " ".join(group), source=self.info.server)
+        return out
+
+    def _cmd_pass(self, line: Line) -> list[Input]:
+        if self.registered:
+            return [self._local(self._num(n.ERR_ALREADYREGISTERED, "You may not reregister"))]
+        return []
+
+    def _cmd_nick(self, line: Line) -> list[Input]:
+        if not line.params or not line.params[0]:
+            return [self._local(self._num(n.ERR_NONICKNAMEGIVEN, "No nickname given"))]
+        nick = line.params[0]
+        if not valid_name(nick):
+            return [self._local(self._num(n.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname"))]
+        if self.registered:
+            return [c.Rename(nick)]
+        self.nick = nick
+        return self._try_register()
+
+    def _cmd_user(self, line: Line) -> list[Input]:
+        if self.registered:
+            return [self._local(self._num(n.ERR_ALREADYREGISTERED, "You may not reregister"))]
+        if len(line.params) < 4 or not line.params[0]:
+            return [self._local(self._num(n.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters"))]
+        ident = "".join(ch for ch in line.params[0] if ch.isalnum() or ch in "-_.")[: USERLEN - 1]
+        self.username = "~" + (ident or "user")
+        self.realname = line.params[3][:100] or self.username
+        return self._try_register()
+
+    def _cmd_ping(self, line: Line) -> list[Input]:
+        if not line.params:
+            return [self._local(self._num(n.ERR_NEEDMOREPARAMS, "PING", "Not enough parameters"))]
+        return [
+            self._local(build("PONG", self.info.server, line.params[-1], source=self.info.server))
+        ]
+
+    def _cmd_pong(self, line: Line) -> list[Input]:
+        return []
+
+    def _cmd_quit(self, line: Line) -> list[Input]:
+        reason = line.params[0] if line.params else ""
+        if not self.registered:
+            return [
+                self._local(self.render_error_close("Quit: " + reason if reason else "Quit")),
+                c.Quit(reason),
+            ]
+        return [c.Quit(f"Quit: {reason}" if reason else "Quit")]
+
+    def _cmd_join(self, line: Line) -> list[Input]:
+        targets = line.params[0].split(",")
+        keys = line.params[1].split(",") if len(line.params) > 1 else []
+        if targets == ["0"]:
+            return [c.LeaveAll()]
+        out: list[Input] = []
+        for i, chan in enumerate(targets):
+            if not chan.startswith("#") or not valid_room(chan[1:]):
+                out.append(self._local(self._num(n.ERR_NOSUCHCHANNEL, chan, "No such channel")))
+                continue
+            if len(self.channels) >= CHANLIMIT and fold(chan[1:]) not in self.channels:
+                out.append(
+                    self._local(
+                        self._num(n.ERR_TOOMANYCHANNELS, chan, "You have joined too many channels")
+                    )
+                )
+                continue
+            key = keys[i] if i < len(keys) and keys[i] else None
+            out.append(c.Join(chan[1:], key, create=True))
+        return out
+
+    def _room_of(self, chan: str) -> str | None:
+        return chan[1:] if chan.startswith("#") and len(chan) > 1 else None
+
+    def _cmd_part(self, line: Line) -> list[Input]:
+        reason = line.params[1] if len(line.params) > 1 else ""
+        out: list[Input] = []
+        for chan in line.params[0].split(","):
+            room = self._room_of(chan)
+            if room is None:
+                out.append(self._local(self._num(n.ERR_NOSUCHCHANNEL, chan, "No such channel")))
+            else:
+                out.append(c.Leave(room, reason))
+        return out
+
+    def _cmd_privmsg(self, line: Line) -> list[Input]:
+        notice = line.command == "NOTICE"
+        if not line.params or not line.params[0]:
+            if notice:
+                return []
+            return [
+                self._local(self._num(n.ERR_NORECIPIENT, f"No recipient given ({line.command})"))
+            ]
+        if len(line.params) < 2 or not line.params[1]:
+            if notice:
+                return []
+            return [self._local(self._num(n.ERR_NOTEXTTOSEND, "No text to send"))]
+        text = line.params[1]
+        kind: c.MessageKind = "notice" if notice else "say"
+        if text.startswith("\x01ACTION ") and not notice:
+            kind = "action"
+            text = text[8:].rstrip("\x01")
+        out: list[Input] = []
+        for target in line.params[0].split(",")[:MAXTARGETS]:
+            room = self._room_of(target)
+            if room is not None:
+                out.append(c.Say(room, text, kind))
+            elif target.startswith("#"):
+                if not notice:
+                    out.append(
+                        self._local(self._num(n.ERR_NOSUCHCHANNEL, target, "No such channel"))
+                    )
+            else:
+                out.append(c.Tell(target, text, kind))
+        return out
+
+    def _cmd_tagmsg(self, line: Line) -> list[Input]:
+        return []  # client-only tags (typing and the like) are not relayed yet
+
+    def _cmd_topic(self, line: Line) -> list[Input]:
+        room = self._room_of(line.params[0])
+        if room is None:
+            return [self._local(self._num(n.ERR_NOSUCHCHANNEL, line.params[0], "No such channel"))]
+        return [c.Topic(room, line.params[1] if len(line.params) > 1 else None)]
+
+    def _cmd_names(self, line: Line) -> list[Input]:
+        if not line.params:
+            return [self._local(self._num(n.RPL_ENDOFNAMES, "*", "End of /NAMES list"))]
+        chan = line.params[0].split(",")[0]
+        room = self._room_of(chan)
+        if room is None:
+            return [self._local(self._num(n.RPL_ENDOFNAMES, chan, "End of /NAMES list"))]
+        return [c.Names(room)]
+
+    def _cmd_list(self, line: Line) -> list[Input]:
+        return [c.ListRooms()]
+
+    def _cmd_who(self, line: Line) -> list[Input]:
+        mask = line.params[0] if line.params else "*"
+        room = self._room_of(mask)
+        if room is not None:
+            return [c.ListUsers(room)]
+        if valid_name(mask):
+            return [c.Whois(mask, tag="who")]
+        return [self._local(self._num(n.RPL_ENDOFWHO, mask, "End of WHO list"))]
+
+    def _cmd_whois(self, line: Line) -> list[Input]:
+        return [c.Whois(line.params[-1].split(",")[0])]
+
+    def _cmd_mode(self, line: Line) -> list[Input]:
+        target = line.params[0]
+        room = self._room_of(target)
+        if room is None:
+            return self._user_mode(line)
+        if len(line.params) == 1:
+            return [c.SetModes(room)]
+        changes: list[c.ModeChange] = []
+        args = list(line.params[2:])
+        add = True
+        for ch in line.params[1]:
+            if ch in "+-":
+                add = ch == "+"
+                continue
+            if ch in LIST_MODES + ARG_MODES + PREFIX_MODES or (ch in SET_ARG_MODES and add):
+                arg = args.pop(0) if args else None
+                if ch == "b" and arg is None:
+                    return [c.ListBans(room)]
+                if ch == "k" and not add and arg is None:
+                    arg = "*"
+                changes.append(c.ModeChange(add, ch, arg))
+            elif ch in FLAG_MODES + SET_ARG_MODES:
+                changes.append(c.ModeChange(add, ch))
+            else:
+                return [self._local(self._num(n.ERR_UNKNOWNMODE, ch, "is unknown mode char to me"))]
+            if len(changes) > MODES_PER_LINE:
+                break
+        if not changes:
+            return [c.SetModes(room)]
+        return [c.SetModes(room, tuple(changes))]
+
+    def _user_mode(self, line: Line) -> list[Input]:
+        target = line.params[0]
+        if fold(target) != fold(self.nick):
+            if not valid_name(target):
+                return [self._local(self._num(n.ERR_NOSUCHNICK, target, "No such nick/channel"))]
+            return [
+                self._local(self._num(n.ERR_USERSDONTMATCH, "Cant change mode for other users"))
+            ]
+        modes = "+i" + ("o" if self.oper else "")
+        if len(line.params) == 1:
+            return [self._local(self._num(n.RPL_UMODEIS, modes))]
+        change = line.params[1]
+        if "-o" in change and self.oper:
+            self.oper = False
+            return [self._local(build("MODE", self.nick, "-o", source=self._self_prefix()))]
+        if any(ch not in "+-iwo" for ch in change):
+            return [self._local(self._num(n.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag"))]
+        return []
+
+    def _self_prefix(self) -> str:
+        return f"{self.nick}!{self.username}@{self.host}"
+
+    def _cmd_kick(self, line: Line) -> list[Input]:
+        room = self._room_of(line.params[0])
+        if room is None:
+            return [self._local(self._num(n.ERR_NOSUCHCHANNEL, line.params[0], "No such channel"))]
+        reason = line.params[2][:KICKLEN] if len(line.params) > 2 else ""
+        return [c.Kick(room, who, reason) for who in line.params[1].split(",")[:4]]
+
+    def _cmd_invite(self, line: Line) -> list[Input]:
+        room = self._room_of(line.params[1])
+        if room is None:
+            return [self._local(self._num(n.ERR_NOSUCHCHANNEL, line.params[1], "No such channel"))]
+        return [c.Invite(line.params[0], room)]
+
+    def _cmd_away(self, line: Line) -> list[Input]:
+        text = line.params[0][:AWAYLEN] if line.params and line.params[0] else None
+        return [c.SetAway(text)]
+
+    def _cmd_oper(self, line: Line) -> list[Input]:
+        name, password = line.params[0], line.params[1]
+        for op_name, op_pass in self.info.operators:
+            if op_name == name and hmac.compare_digest(op_pass.encode(), password.encode()):
+                self.oper = True
+                return [c.BecomeOper(name)]
+        return [self._local(self._num(n.ERR_PASSWDMISMATCH, "Password incorrect"))]
+
+    def _cmd_motd(self, line: Line) -> list[Input]:
+        return [self._local(self._motd())]
+
+    def _cmd_lusers(self, line: Line) -> list[Input]:
+        return [c.Stats()]
+
+    def _cmd_version(self, line: Line) -> list[Input]:
+        return [
+            self._local(
+                self._num(
+                    n.RPL_VERSION, f"salas-{__version__}", self.info.server, "salas chat server"
+                )
+                + self._isupport()
+            )
+        ]
+
+    def _cmd_time(self, line: Line) -> list[Input]:
+        now = datetime.now(UTC).strftime("%A %B %d %Y -- %H:%M:%S +00:00")
+        return [self._local(self._num(n.RPL_TIME, self.info.server, now))]
+
+    def _cmd_userhost(self, line: Line) -> list[Input]:
+        # Only one's own host is known here without asking the hub; others get nothing.
+        found = [
+            f"{self.nick}=+{self.username}@{self.host}"
+            for p in line.params
+            if fold(p) == fold(self.nick)
+        ]
+        return [self._local(self._num(n.RPL_USERHOST, " ".join(found)))]
+
+    # -- rendering ----------------------------------------------------------------
+
+    def render(self, ev: Event) -> bytes:
+        return self._emit(self._render(ev))
+
+    def _render(self, ev: Event) -> bytes:
+        me = self.sid
+        server = self.info.server
+        match ev:
+            case Message(id=mid, time=ts, room=room, sender=s, text=text, kind=kind):
+                return self._message(
+                    prefix(s), "#" + room, text, kind, self._tags(ts, mid, s.account)
+                )
+            case Private(id=mid, time=ts, sender=s, target=t, text=text, kind=kind):
+                return self._message(prefix(s), t.name, text, kind, self._tags(ts, mid, s.account))
+            case Joined(room=room, user=u, realname=real):
+                if u.sid == me:
+                    self.channels[fold(room)] = room
+                tags = self._tags(account=u.account)
+                if "extended-join" in self.caps:
+                    return build(
+                        "JOIN",
+                        "#" + room,
+                        u.account or "*",
+                        real or u.name,
+                        source=prefix(u),
+                        tags=tags,
+                    )
+                return build("JOIN", "#" + room, source=prefix(u), tags=tags)
+            case Left(room=room, user=u, kind=kind, reason=why, by=by):
+                return self._left(room, u, kind, why, by)
+            case Welcome():
+                return self._welcome(ev)
+            case Renamed(old=o, new=new):
+                if new.sid == me:
+                    self.nick = new.name
+                return build("NICK", new.name, source=prefix(o), tags=self._tags())
+            case NameList(room=room, members=members, private=private):
+                return self._names(room, members, private)
+            case TopicIs(room=room, topic=topic, by=by, time=ts):
+                if not topic:
+                    return self._num(n.RPL_NOTOPIC, "#" + room, "No topic is set")
+                return self._num(n.RPL_TOPIC, "#" + room, topic) + self._num(
+                    n.RPL_TOPICWHOTIME, "#" + room, by or server, str(int(ts))
+                )
+            case TopicChanged(room=room, topic=topic, by=by):
+                return build("TOPIC", "#" + room, topic, source=prefix(by), tags=self._tags())
+            case RoomList(rooms=rooms):
+                out = [self._num(n.RPL_LISTSTART, "Channel", "Users  Name")]
+                for r in rooms:
+                    modes = (
+                        "[+"
+                        + ("i" if r.private else "")
+                        + ("k" if r.keyed else "")
+                        + ("l" if r.limit else "")
+                        + "nt] "
+                    )
+                    out.append(self._num(n.RPL_LIST, "#" + r.name, str(r.count), modes + r.topic))
+                out.append(self._num(n.RPL_LISTEND, "End of /LIST"))
+                return b"".join(out)
+            case UserList(room=room, users=people):
+                chan = "#" + room if room else "*"
+                out = [self._who_line(chan, u, u.modes) for u in people]
+                out.append(self._num(n.RPL_ENDOFWHO, chan if room else "*", "End of WHO list"))
+                return b"".join(out)
+            case WhoisReply(user=u, rooms=rooms, tag=tag):
+                if tag == "who":
+                    chan = "#" + rooms[0][0] if rooms else "*"
+                    modes = (
+                        "o"
+                        if rooms and rooms[0][1] == "@"
+                        else "v"
+                        if rooms and rooms[0][1] == "+"
+                        else ""
+                    )
+                    return self._who_line(chan, u, modes) + self._num(
+                        n.RPL_ENDOFWHO, u.name, "End of WHO list"
+                    )
+                return self._whois(u, rooms)
+            case ModesChanged(room=room, by=by, changes=changes):
+                return self._modes_changed(room, by, changes)
+            case ModesAre(room=room, modes=modes, args=args, created_at=ts):
+                return self._num(n.RPL_CHANNELMODEIS, "#" + room, "+" + modes, *args) + self._num(
+                    n.RPL_CREATIONTIME, "#" + room, str(int(ts))
+                )
+            case BanList(room=room, masks=masks):
+                out = [self._num(n.RPL_BANLIST, "#" + room, m) for m in masks]
+                out.append(self._num(n.RPL_ENDOFBANLIST, "#" + room, "End of channel ban list"))
+                return b"".join(out)
+            case StatsReply(users=users, rooms=rooms, opers=opers):
+                return self._lusers(users, rooms, opers)
+            case OperGranted():
+                self.oper = True
+                return self._num(n.RPL_YOUREOPER, "You are now an IRC operator") + build(
+                    "MODE", self.nick, "+o", source=self._self_prefix()
+                )
+            case Invited(room=room, by=by, target=t):
+                if t.sid == me:
+                    return build("INVITE", t.name, "#" + room, source=prefix(by), tags=self._tags())
+                if by.sid == me:
+                    return self._num(n.RPL_INVITING, t.name, "#" + room)
+                return b""
+            case AwayChanged(user=u, text=text):
+                if u.sid == me:
+                    if text:
+                        return self._num(n.RPL_NOWAWAY, "You have been marked as being away")
+                    return self._num(n.RPL_UNAWAY, "You are no longer marked as being away")
+                if "away-notify" not in self.caps:
+                    return b""
+                if text:
+                    return build("AWAY", text, source=prefix(u), tags=self._tags())
+                return build("AWAY", source=prefix(u), tags=self._tags())
+            case ServerNotice(text=text, by=by):
+                return build(
+                    "NOTICE",
+                    self._me(),
+                    (f"[{by}] " if by else "") + text,
+                    source=server,
+                    tags=self._tags(),
+                )
+            case Echoed(text=text):
+                return self._notice(text)
+            case Closing(reason=why, kind=kind):
+                if kind == "shutdown":
+                    why = why or "Server shutting down"
+                return self.render_error_close(why or "Quit")
+            case Failed(error=err, command=cmd):
+                return self._failed(err, cmd)
+
+    def _message(self, src: str, target: str, text: str, kind: str, tags: dict[str, str]) -> bytes:
+        verb = "NOTICE" if kind == "notice" else "PRIVMSG"
+        action = kind == "action"
+        overhead = len(src) + len(target) + len(verb) + 8 + (10 if action else 0)
+        out = []
+        for part in _chunks(text, MAX_LINE - overhead):
+            body = f"\x01ACTION {part}\x01" if action else part
+            out.append(build(verb, target, body, source=src, tags=tags))
+        return b"".join(out)
+
+    def _left(self, room: str, u: UserRef, kind: str, why: str, by: UserRef | None) -> bytes:
+        me = u.sid == self.sid
+        if me:
+            self.channels.pop(fold(room), None)
+        chan = "#" + room
+        tags = self._tags()
+        if kind == "quit":
+            if me or self._last_quit == u.sid:
+                return b""  # one QUIT per person, however many rooms we shared
+            self._last_quit = u.sid
+            return build("QUIT", why or "Quit", source=prefix(u), tags=tags)
+        if kind == "kick":
+            src = prefix(by) if by is not None else self.info.server
+            return build(
+                "KICK", chan, u.name, why or (by.name if by else ""), source=src, tags=tags
+            )
+        if kind == "close":
+            return build(
+                "KICK", chan, u.name, why or "Room closed", source=self.info.server, tags=tags
+            )
+        if why:
+            return build("PART", chan, why, source=prefix(u), tags=tags)
+        return build("PART", chan, source=prefix(u), tags=tags)
+
+    def _welcome(self, ev: Welcome) -> bytes:
+        info = self.info
+        self.registered = True
+        self.nick = ev.user.name
+        out = [
+            self._num(
+                n.RPL_WELCOME, f"Welcome to the {info.network} IRC Network {prefix(ev.user)}"
+            ),
+            self._num(
+                n.RPL_YOURHOST, f"Your host is {info.server}, running version salas-{__version__}"
+            ),
+            self._num(n.RPL_CREATED, f"This server was created {info.created or 'today'}"),
+            build(
+                n.RPL_MYINFO,
+                self.nick,
+                info.server,
+                f"salas-{__version__}",
+                "iow",
+                LIST_MODES + ARG_MODES + SET_ARG_MODES + FLAG_MODES + PREFIX_MODES,
+                "bklov",
+                source=info.server,
+            ),
+            self._isupport(),
+            self._lusers(ev.online, ev.rooms, ev.opers),
+            self._motd(),
+        ]
+        return b"".join(out)
+
+    def _isupport(self) -> bytes:
+        tokens = isupport(self.info)
+        out = []
+        for i in range(0, len(tokens), 12):
+            out.append(
+                self._num(n.RPL_ISUPPORT, *tokens[i : i + 12], "are supported by this server")
+            )
+        return b"".join(out)
+
+    def _lusers(self, users: int, rooms: int, opers: int) -> bytes:
+        return b"".join(
+            [
+                self._num(
+                    n.RPL_LUSERCLIENT, f"There are {users} users and 0 invisible on 1 servers"
+                ),
+                self._num(n.RPL_LUSEROP, str(opers), "operator(s) online"),
+                self._num(n.RPL_LUSERCHANNELS, str(rooms), "channels formed"),
+                self._num(n.RPL_LUSERME, f"I have {users} clients and 0 servers"),
+                self._num(
+                    n.RPL_LOCALUSERS,
+                    str(users),
+                    str(users),
+                    f"Current local users {users}, max {users}",
+                ),
+                self._num(
+                    n.RPL_GLOBALUSERS,
+                    str(users),
+                    str(users),
+                    f"Current global users {users}, max {users}",
+                ),
+            ]
+        )
+
+    def _motd(self) -> bytes:
+        if not self.info.motd:
+            return self._num(n.ERR_NOMOTD, "MOTD File is missing")
+        out = [self._num(n.RPL_MOTDSTART, f"- {self.info.server} Message of the day - ")]
+        out.extend(self._num(n.RPL_MOTD, f"- {text}") for text in self.info.motd)
+        out.append(self._num(n.RPL_ENDOFMOTD, "End of /MOTD command."))
+        return b"".join(out)
+
+    def _rank(self, modes: str) -> str:
+        if "multi-prefix" in self.caps:
+            return "".join(PREFIX_CHARS[m] for m in PREFIX_MODES if m in modes)
+        for m in PREFIX_MODES:
+            if m in modes:
+                return PREFIX_CHARS[m]
+        return ""
+
+    def _names(self, room: str, members: tuple[object, ...], private: bool) -> bytes:
+        chan = "#" + room
+        kind = "*" if private else "="
+        full = "userhost-in-names" in self.caps
+        head = len(self.info.server) + len(self._me()) + len(chan) + 20
+        out: list[bytes] = []
+        batch: list[str] = []
+        size = head
+        for m in members:
+            u = m.user  # type: ignore[attr-defined]
+            word = self._rank(m.modes) + (prefix(u) if full else u.name)  # type: ignore[attr-defined]
+            if batch and size + len(word) + 1 > MAX_LINE - 2:
+                out.append(self._num(n.RPL_NAMREPLY, kind, chan, " ".join(batch)))
+                batch, size = [], head
+            batch.append(word)
+            size += len(word) + 1
+        if batch:
+            out.append(self._num(n.RPL_NAMREPLY, kind, chan, " ".join(batch)))
+        out.append(self._num(n.RPL_ENDOFNAMES, chan, "End of /NAMES list"))
+        return b"".join(out)
+
+    def _who_line(self, chan: str, u: UserInfo, modes: str) -> bytes:
+        flags = ("G" if u.away else "H") + ("*" if u.oper else "") + self._rank(modes)
+        return self._num(
+            n.RPL_WHOREPLY,
+            chan,
+            u.username,
+            u.host,
+            self.info.server,
+            u.name,
+            flags,
+            f"0 {u.realname}",
+        )
+
+    def _whois(self, u: UserInfo, rooms: tuple[tuple[str, str], ...]) -> bytes:
+        out = [self._num(n.RPL_WHOISUSER, u.name, u.username, u.host, "*", u.realname)]
+        if rooms:
+            out.append(
+                self._num(
+                    n.RPL_WHOISCHANNELS, u.name, " ".join(rank + "#" + r for r, rank in rooms)
+                )
+            )
+        out.append(self._num(n.RPL_WHOISSERVER, u.name, self.info.server, self.info.description))
+        if u.oper:
+            out.append(self._num(n.RPL_WHOISOPERATOR, u.name, "is an IRC operator"))
+        if u.account:
+            out.append(self._num(n.RPL_WHOISACCOUNT, u.name, u.account, "is logged in as"))
+        if u.away:
+            out.append(self._num(n.RPL_AWAY, u.name, u.away))
+        if u.door != "irc":
+            out.append(
+                self._num(n.RPL_WHOISSPECIAL, u.name, f"is connected through the {u.door} door")
+            )
+        out.append(
+            self._num(
+                n.RPL_WHOISIDLE,
+                u.name,
+                str(int(u.idle)),
+                str(int(u.connected_at)),
+                "seconds idle, signon time",
+            )
+        )
+        out.append(self._num(n.RPL_ENDOFWHOIS, u.name, "End of /WHOIS list"))
+        return b"".join(out)
+
+    def _modes_changed(self, room: str, by: UserRef, changes: tuple[c.ModeChange, ...]) -> bytes:
+        letters = ""
+        args: list[str] = []
+        sign = ""
+        for ch in changes:
+            s = "+" if ch.add else "-"
+            if s != sign:
+                letters += s
+                sign = s
+            letters += ch.mode
+            if ch.arg is not None and (ch.mode != "l" or ch.add):
+                args.append(ch.arg)
+        return build("MODE", "#" + room, letters, *args, source=prefix(by), tags=self._tags())
+
+    def _failed(self, err: e.ChatError, cmd: c.Command | None) -> bytes:
+        if isinstance(cmd, c.Say | c.Tell) and cmd.kind == "notice":
+            return b""  # RFC 2812: no automatic replies to NOTICE, errors included
+        if isinstance(cmd, c.Register):
+            return self._register_failed(err)
+        match err:
+            case e.NameInvalid(name=name):
+                return self._num(n.ERR_ERRONEUSNICKNAME, name, "Erroneous nickname")
+            case e.NameTaken(name=name):
+                return self._num(n.ERR_NICKNAMEINUSE, name, "Nickname is already in use")
+            case e.RoomNameInvalid(room=room) | e.NoSuchRoom(room=room):
+                return self._num(n.ERR_NOSUCHCHANNEL, "#" + room, "No such channel")
+            case e.RoomFull(room=room):
+                return self._num(n.ERR_CHANNELISFULL, "#" + room, "Cannot join channel (+l)")
+            case e.InviteOnly(room=room):
+                return self._num(n.ERR_INVITEONLYCHAN, "#" + room, "Cannot join channel (+i)")
+            case e.BadKey(room=room):
+                return self._num(n.ERR_BADCHANNELKEY, "#" + room, "Cannot join channel (+k)")
+            case e.Banned(room=room):
+                return self._num(n.ERR_BANNEDFROMCHAN, "#" + room, "Cannot join channel (+b)")
+            case e.NotInRoom(room=room):
+                return self._num(
+                    n.ERR_NOTONCHANNEL, "#" + room if room else "*", "You're not on that channel"
+                )
+            case e.NoSuchUser(name=name):
+                return self._num(n.ERR_NOSUCHNICK, name, "No such nick/channel")
+            case e.UserNotInRoom(name=name, room=room):
+                return self._num(
+                    n.ERR_USERNOTINCHANNEL, name, "#" + room, "They aren't on that channel"
+                )
+            case e.AlreadyInRoom(name=name, room=room):
+                if isinstance(cmd, c.Join):
+                    return b""  # joining a channel one is in is silently ignored
+                return self._num(n.ERR_USERONCHANNEL, name, "#" + room, "is already on channel")
+            case e.NotRoomOperator(room=room):
+                return self._num(n.ERR_CHANOPRIVSNEEDED, "#" + room, "You're not channel operator")
+            case e.NotServerOperator():
+                return self._num(
+                    n.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator"
+                )
+            case e.CannotSend(room=room):
+                return self._num(n.ERR_CANNOTSENDTOCHAN, "#" + room, "Cannot send to channel")
+            case e.TextInvalid(reason=why):
+                if why == "empty":
+                    return self._num(n.ERR_NOTEXTTOSEND, "No text to send")
+                return self._num(n.ERR_INPUTTOOLONG, "Input line was too long")
+            case e.UnknownMode(mode=m):
+                return self._num(n.ERR_UNKNOWNMODE, m, "is unknown mode char to me")
+            case e.ModeArgMissing() | e.LimitInvalid():
+                return self._num(n.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
+            case e.TooManyRooms():
+                return self._num(
+                    n.ERR_TOOMANYCHANNELS, "*", "There are too many channels on this server"
+                )
+        return self._notice(f"That did not work: {err}")
+
+    def _register_failed(self, err: e.ChatError) -> bytes:
+        """Registration refused: the client stays unregistered and may try another nick."""
+        bad = self.nick
+        self.nick = ""
+        if isinstance(err, e.NameTaken):
+            return build(
+                n.ERR_NICKNAMEINUSE, "*", bad, "Nickname is already in use", source=self.info.server
+            )
+        return build(
+            n.ERR_ERRONEUSNICKNAME, "*", bad, "Erroneous nickname", source=self.info.server
+        )
+
+
+def _add_tags(line: bytes, tags: dict[str, str]) -> bytes:
+    """Put more tags on a built line (which may already have some)."""
+    extra = ";".join(f"{k}={v}" for k, v in tags.items()).encode()
+    if line.startswith(b"@"):
+        return b"@" + extra + b";" + line[1:]
+    return b"@" + extra + b" " + line
+
+
+Handler = Callable[[IrcDoor, Line], list[Input]]
+
+#: Commands allowed before registration.
+_PRE: dict[str, Handler] = {
+    "CAP": IrcDoor._cmd_cap,
+    "PASS": IrcDoor._cmd_pass,
+    "NICK": IrcDoor._cmd_nick,
+    "USER": IrcDoor._cmd_user,
+    "PING": IrcDoor._cmd_ping,
+    "PONG": IrcDoor._cmd_pong,
+    "QUIT": IrcDoor._cmd_quit,
+}
+_POST: dict[str, Handler] = {
+    "JOIN": IrcDoor._cmd_join,
+    "PART": IrcDoor._cmd_part,
+    "PRIVMSG": IrcDoor._cmd_privmsg,
+    "NOTICE": IrcDoor._cmd_privmsg,
+    "TAGMSG": IrcDoor._cmd_tagmsg,
+    "TOPIC": IrcDoor._cmd_topic,
+    "NAMES": IrcDoor._cmd_names,
+    "LIST": IrcDoor._cmd_list,
+    "WHO": IrcDoor._cmd_who,
+    "WHOIS": IrcDoor._cmd_whois,
+    "MODE": IrcDoor._cmd_mode,
+    "KICK": IrcDoor._cmd_kick,
+    "INVITE": IrcDoor._cmd_invite,
+    "AWAY": IrcDoor._cmd_away,
+    "OPER": IrcDoor._cmd_oper,
+    "MOTD": IrcDoor._cmd_motd,
+    "LUSERS": IrcDoor._cmd_lusers,
+    "VERSION": IrcDoor._cmd_version,
+    "TIME": IrcDoor._cmd_time,
+    "USERHOST": IrcDoor._cmd_userhost,
+}
+#: Parameters each command needs (ERR_NEEDMOREPARAMS below that).
+_MIN_PARAMS: dict[str, int] = {
+    "JOIN": 1,
+    "PART": 1,
+    "TOPIC": 1,
+    "MODE": 1,
+    "KICK": 2,
+    "INVITE": 2,
+    "WHOIS": 1,
+    "OPER": 2,
+    "USERHOST": 1,
+}
