@@ -5,6 +5,7 @@
 set -uo pipefail
 need=()
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+command -v irssi >/dev/null 2>&1 || need+=(irssi)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "salas: installing Debian packages: ${need[*]}" >&2

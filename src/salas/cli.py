@@ -25,7 +25,8 @@ def _runner(coro: Coroutine[Any, Any, int]) -> int:
         return runner.run(coro)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The ``salas`` parser, and its ``send`` subparser (parsed intermixed: see ``main``)."""
     parser = argparse.ArgumentParser(
         prog="salas", description="A chat-room server with many doors."
     )
@@ -53,17 +54,32 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--name", help="your name (CS168: defaults to your login name)")
     chat.add_argument("--room", help="a room to join at once")
 
-    send = sub.add_parser("send", help="send one message to a room, then exit")
-    send.add_argument("url", nargs="?", default="line://localhost:6900", metavar="URL")
+    send = sub.add_parser(
+        "send",
+        help="send one message to a room, then exit",
+        usage="salas send [URL] --room ROOM [--name NAME] MESSAGE",
+    )
     send.add_argument("--room", required=True, help="the room to speak in")
     send.add_argument("--name", help="the name to speak as")
-    send.add_argument("message", metavar="MESSAGE", help="what to say")
-    return parser
+    send.add_argument(
+        "words",
+        nargs="+",
+        metavar="[URL] MESSAGE",
+        help="the server (default line://localhost:6900) and what to say",
+    )
+    return parser, send
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    parser, send_parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["send"]:
+        # SPEC writes `salas send [URL] --room ROOM MESSAGE`: options between the
+        # two positionals, which only intermixed parsing accepts.
+        args = send_parser.parse_intermixed_args(argv[1:])
+        args.command = "send"
+    else:
+        args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "chat":
@@ -118,9 +134,14 @@ def _send(args: argparse.Namespace) -> int:
     from salas.client.link import UrlError, parse_url
     from salas.client.send import send_one
 
+    words = args.words
+    if len(words) > 2:
+        print("salas send: expected [URL] MESSAGE (quote a message with spaces)", file=sys.stderr)
+        return 2
+    url = words[0] if len(words) == 2 else "line://localhost:6900"
     try:
-        target = parse_url(args.url)
+        target = parse_url(url)
     except UrlError as err:
         print(f"salas send: {err}", file=sys.stderr)
         return 2
-    return _runner(send_one(target, args.room, args.message, args.name))
+    return _runner(send_one(target, args.room, words[-1], args.name))
