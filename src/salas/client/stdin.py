@@ -9,6 +9,7 @@ its lock, and the interpreter then aborts at exit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import threading
@@ -23,10 +24,9 @@ def start_stdin_reader(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | N
     fd = sys.stdin.fileno()
 
     def put(item: str | None) -> None:
-        try:
+        # A closed loop means nobody is listening any more.
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(queue.put_nowait, item)
-        except RuntimeError:
-            pass  # the loop is closed: nobody is listening any more
 
     def pump() -> None:
         pending = b""
