@@ -238,7 +238,12 @@ class Hub:
         )
         out.append(Delivery((sid,), welcome))
         if cmd.lobby:
-            self._join(user, c.Join(self.settings.lobby, create=True), now, out, permanent=True)
+            join = c.Join(self.settings.lobby, create=True)
+            try:
+                self._join(user, join, now, out, permanent=True)
+            except e.ChatError as err:
+                # Registered all the same; only the lobby was refused (full, too many rooms).
+                out.append(Delivery((sid,), Failed(err, join)))
 
     def _pick_name(self, wanted: str | None, uniquify: bool) -> str:
         if wanted is None:
@@ -310,7 +315,10 @@ class Hub:
             raise e.RoomNameInvalid(name)
         if len(self.rooms) >= self.settings.max_rooms:
             raise e.TooManyRooms(self.settings.max_rooms)
-        return Room(name=name, key=fold(name), created_at=now, permanent=permanent)
+        key = fold(name)
+        # The lobby is everyone's, however it comes to be made: permanent, no owner.
+        permanent = permanent or key == fold(self.settings.lobby)
+        return Room(name=name, key=key, created_at=now, permanent=permanent)
 
     def _join(
         self,
@@ -407,7 +415,8 @@ class Hub:
         room.limit = cmd.limit
         room.password = cmd.key or None
         room.private = cmd.private
-        room.owner = fold(user.name)
+        if not room.permanent:
+            room.owner = fold(user.name)
         self._join(
             user, c.Join(cmd.room, cmd.key, create=True, switch=cmd.switch), now, out, room=room
         )
@@ -487,7 +496,7 @@ class Hub:
             if ch.add:
                 if ch.arg is None:
                     raise e.ModeArgMissing(m)
-                if not ch.arg.isdigit() or not 0 < int(ch.arg) <= MAX_LIMIT:
+                if not (ch.arg.isascii() and ch.arg.isdigit()) or not 0 < int(ch.arg) <= MAX_LIMIT:
                     raise e.LimitInvalid(ch.arg)
             return
         if m == "k":

@@ -122,7 +122,7 @@ def _create(rest: str) -> Input:
     words = _words(rest, 1, 2)
     limit = None
     if len(words) == 2:
-        if not words[1].isdigit() or not 0 < int(words[1]) <= MAX_LIMIT:
+        if not (words[1].isascii() and words[1].isdigit()) or not 0 < int(words[1]) <= MAX_LIMIT:
             raise UsageError
         limit = int(words[1])
     return c.Create(_room_arg(words[0]), limit, switch=True)

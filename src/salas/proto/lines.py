@@ -15,7 +15,8 @@ class TooLong:
 class LineBuffer:
     """Cuts a stream at ``\\n`` (a ``\\r`` before it is dropped).
 
-    Memory is bounded by ``limit``: a line that grows past it is reported once
+    Memory is bounded by ``limit`` (plus one byte: a ``\r`` that may yet be
+    followed by its ``\n``): a line that grows past it is reported once
     as ``TooLong`` and the rest of it, up to the next newline, is skipped.
     """
 
@@ -36,7 +37,9 @@ class LineBuffer:
             if nl < 0:
                 if not self._skipping:
                     buf += data[start:]
-                    if len(buf) > self.limit:
+                    # A held \r may still end a line of exactly ``limit`` bytes.
+                    over = len(buf) - self.limit
+                    if over > 1 or (over == 1 and not buf.endswith(b"\r")):
                         out.append(TooLong(self.limit))
                         buf.clear()
                         self._skipping = True

@@ -319,7 +319,9 @@ class IrcDoor:
             if not self.registered:
                 self.negotiating = True
             version = line.params[1] if len(line.params) > 1 else ""
-            self.cap_version = max(self.cap_version, int(version) if version.isdigit() else 0)
+            self.cap_version = max(
+                self.cap_version, int(version) if version.isascii() and version.isdigit() else 0
+            )
             if self.cap_version >= 302:
                 self.caps.add("cap-notify")
             return [self._local(self._cap_lines("LS", ls_tokens(self.cap_version)))]
