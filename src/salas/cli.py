@@ -144,4 +144,7 @@ def _send(args: argparse.Namespace) -> int:
     except UrlError as err:
         print(f"salas send: {err}", file=sys.stderr)
         return 2
-    return _runner(send_one(target, args.room, words[-1], args.name))
+    name = args.name
+    if target.scheme == "cs168" and not name:
+        name = getpass.getuser()
+    return _runner(send_one(target, args.room, words[-1], name))

@@ -21,6 +21,7 @@ from salas.core.events import (
     TopicChanged,
     Welcome,
 )
+from salas.proto.line import safe
 
 log = logging.getLogger("salas")
 LOG_FILE = "salas.log"
@@ -67,7 +68,12 @@ class Logs:
 
 
 def describe(ev: Event, settings: LogSettings) -> str | None:
-    """One console line for an event worth logging, or None."""
+    """One console line for an event worth logging, or None (never a terminal escape)."""
+    line = _describe(ev, settings)
+    return safe(line) if line is not None else None
+
+
+def _describe(ev: Event, settings: LogSettings) -> str | None:
     match ev:
         case Welcome(user=u, online=n, door=door, address=addr):
             people = f"{n} user online" if n == 1 else f"{n} users online"

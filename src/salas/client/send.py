@@ -8,7 +8,10 @@ import secrets
 import sys
 
 from salas.client.link import Link, Target, connect
-from salas.proto.cs168 import CLIENT_CANNOT_CONNECT
+from salas.proto.cs168 import CLIENT_CANNOT_CONNECT, CLIENT_NOT_IN_CHANNEL
+
+#: How refusals begin on the CS168 door (course texts and salas's own).
+CS168_ERRORS = ("No channel named ", "Room ", "You are banned", "You can't send", "Not sent:")
 
 #: How long the whole exchange may take before we give up.
 SEND_TIMEOUT = 10.0
@@ -49,22 +52,32 @@ async def _barrier(link: Link) -> list[str]:
 
 async def _exchange(link: Link, target: Target, room: str, message: str) -> int:
     link.send(f"/join {room}")
-    lines = [("/" + line if line.startswith("/") else line) for line in message.splitlines()]
-    lines = [line for line in lines if line.strip()]
+    cs168 = target.scheme == "cs168"
+    # The line door's // says a line that starts with /; CS168 has no such escape.
+    lines = [
+        ("/" + line if line.startswith("/") and not cs168 else line)
+        for line in message.splitlines()
+        if line.strip()
+    ]
     if not lines:
         print("salas send: the message is empty", file=sys.stderr)
         return 1
-    if target.scheme == "cs168":
+    if cs168:
         for line in lines:
             link.send(line)
         # No acknowledgement exists on this door: report any error that comes back soon.
-        try:
-            text = await asyncio.wait_for(link.recv(), CS168_SETTLE)
-        except TimeoutError:
-            return 0
-        if text is not None and not text.startswith("["):
-            print(f"salas send: {text}", file=sys.stderr)
-            return 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CS168_SETTLE
+        while (left := deadline - loop.time()) > 0:
+            try:
+                text = await asyncio.wait_for(link.recv(), left)
+            except TimeoutError:
+                break
+            if text is None:
+                break
+            if text.startswith(CS168_ERRORS) or text == CLIENT_NOT_IN_CHANNEL:
+                print(f"salas send: {text}", file=sys.stderr)
+                return 1
         return 0
     # Only speak once the join is known to have worked: never into the wrong room.
     errors = await _barrier(link)

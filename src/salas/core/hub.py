@@ -439,7 +439,7 @@ class Hub:
             raise e.NoSuchUser(cmd.name)
         if target.sid not in room.members:
             raise e.UserNotInRoom(target.name, room.name)
-        self._part(target, room, now, out, "kick", cmd.reason or user.name, by=user)
+        self._part(target, room, now, out, "kick", cmd.reason, by=user)
 
     def _invite(self, user: User, cmd: c.Invite, now: float, out: list[Delivery]) -> None:
         target = self.user_named(cmd.name)

@@ -26,12 +26,12 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from salas.config import Config
-from salas.core.commands import Command
+from salas.core.commands import Command, Quit
 from salas.core.events import Closing, Delivery, Message
 from salas.core.hub import Hub
 from salas.core.ratelimit import FloodGate, FloodPolicy
 from salas.logs import describe
-from salas.proto.door import Door, Input
+from salas.proto.door import Deferred, Door, Input
 
 log = logging.getLogger("salas")
 
@@ -141,6 +141,8 @@ class Connection(asyncio.Protocol):
         self._pending.extend(items)
         if self._drain_handle is None:
             self._drain()
+        elif len(self._pending) > gate.policy.max_queue:
+            self.kill("Excess flood")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -256,12 +258,26 @@ class Server:
     def run(self, conn: Connection, item: Input) -> None:
         if isinstance(item, bytes):
             conn.send(item)
+        elif isinstance(item, Deferred):
+            for sub in item.resolve():
+                if conn.closing:
+                    return
+                self.run(conn, sub)
         elif callable(item):
             conn.send(item())
         else:
             self.dispatch(conn.sid, item)
 
     def dispatch(self, sid: int, cmd: Command) -> None:
+        if type(cmd) is Quit:
+            conn = self.conns.get(sid)
+            if conn is not None:
+                if sid not in self.hub.users:
+                    # Never registered, so the hub won't say goodbye: the door does.
+                    conn.send(conn.door.render(Closing(cmd.reason or "Quit", "quit")))
+                    conn.finish()
+                    return
+                self.log_gone(conn, cmd.reason or "Quit")
         try:
             deliveries = self.hub.handle(sid, cmd, time.time())
         except Exception:  # a bug must cost one command, never the server

@@ -203,6 +203,8 @@ class Cs168Door:
                 return frames(f"{o.name} is now known as {n.name}")
             case TopicChanged(room=r, topic=t, by=by):
                 return frames(f"{by.name} set the topic of {r}: {safe(t)}")
+            case Failed(error=e.RoomExists(), command=c.Create(room=typed)):
+                return frames(CHANNEL_EXISTS.format(typed))
             case Failed(error=err):
                 text = self._error(err)
                 return frames(text) if text else b""

@@ -8,11 +8,24 @@ from typing import ClassVar, Protocol
 from salas.core.commands import Command
 from salas.core.events import Event
 
+
+class Deferred:
+    """One client line whose meaning depends on what ran before it (IRC: a
+    command pipelined behind the line that completes registration). It is
+    read when its turn comes, costs one flood token, and gives inputs."""
+
+    __slots__ = ("resolve",)
+
+    def __init__(self, resolve: Callable[[], list[Input]]) -> None:
+        self.resolve = resolve
+
+
 #: What a door makes of incoming bytes: commands for the hub, bytes to send
-#: straight back to this connection (usage errors, help), or a callable that
+#: straight back to this connection (usage errors, help), a callable that
 #: makes such bytes when its turn comes (replies that depend on what ran
-#: before them, such as IRC's labeled responses). Callables cost no flood token.
-Input = Command | bytes | Callable[[], bytes]
+#: before them, such as IRC's labeled responses; it costs no flood token),
+#: or a ``Deferred`` line.
+Input = Command | bytes | Callable[[], bytes] | Deferred
 
 
 class Door(Protocol):

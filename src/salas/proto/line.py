@@ -62,7 +62,9 @@ YOU_RENAMED_RE = re.compile(r"^> You are now known as (\S+)$")
 
 def safe(text: str) -> str:
     """Text from someone else, made harmless for a terminal (no escapes, no colours)."""
-    return _STRIP.sub("", text) if _STRIP.search(text) else text
+    if not _STRIP.search(text):
+        return text
+    return _STRIP.sub("", text.replace("\t", " "))
 
 
 def users(n: int) -> str:
@@ -444,7 +446,8 @@ class LineDoor:
     @staticmethod
     def _who_row(u: UserInfo) -> str:
         op = "@" if "o" in u.modes else ""
-        row = f"  {op}{u.name} [{u.address}] {u.door}, idle {_idle(u.idle)}"
+        addr = u.address if u.address.startswith("[") else f"[{u.address}]"
+        row = f"  {op}{u.name} {addr} {u.door}, idle {_idle(u.idle)}"
         if u.oper:
             row += ", server operator"
         if u.away:

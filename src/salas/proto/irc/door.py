@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import ClassVar
 
 from salas import __version__
@@ -47,7 +48,7 @@ from salas.core.events import (
 )
 from salas.core.model import UserInfo, UserRef
 from salas.core.names import NAME_MAX, ROOM_MAX, TOPIC_MAX, fold, valid_name, valid_room
-from salas.proto.door import Input
+from salas.proto.door import Deferred, Input
 from salas.proto.irc import numerics as n
 from salas.proto.irc.caps import CAPS, ls_tokens
 from salas.proto.irc.message import MAX_INPUT, MAX_LINE, IrcParseError, Line, build, parse
@@ -200,15 +201,16 @@ class IrcDoor:
                 if str(err) in ("line too long", "tags too long"):
                     out.append(self._num(n.ERR_INPUTTOOLONG, "Input line was too long"))
                 continue
-            label = line.tags.get("label") if "labeled-response" in self.caps else None
-            items = self._dispatch(line)
-            if label is not None and self.registered:
-                out.append(self._begin_label(label))
-                out.extend(items)
-                out.append(self._end_label)
-            else:
-                out.extend(items)
+            out.append(Deferred(partial(self._run_line, line)))
         return out
+
+    def _run_line(self, line: Line) -> list[Input]:
+        """A line's inputs, worked out when its turn comes (after what came before it ran)."""
+        label = line.tags.get("label") if "labeled-response" in self.caps else None
+        items = self._dispatch(line)
+        if label is None or not self.registered:
+            return items
+        return [self._begin_label(label), *items, self._end_label]
 
     # -- labeled-response --------------------------------------------------------
 
@@ -414,11 +416,6 @@ class IrcDoor:
 
     def _cmd_quit(self, line: Line) -> list[Input]:
         reason = line.params[0] if line.params else ""
-        if not self.registered:
-            return [
-                self._local(self.render_error_close("Quit: " + reason if reason else "Quit")),
-                c.Quit(reason),
-            ]
         return [c.Quit(f"Quit: {reason}" if reason else "Quit")]
 
     def _cmd_join(self, line: Line) -> list[Input]:
