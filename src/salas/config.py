@@ -56,7 +56,7 @@ def parse_listen(spec: str) -> Listen:
         host, _, port_text = rest.rpartition(":")
     else:
         port_text = rest
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
         raise ConfigError(f"--listen {spec!r}: the port must be a number from 0 to 65535")
     return Listen(door, host or None, int(port_text))
 
@@ -150,6 +150,8 @@ _SECTIONS: dict[str, type] = {
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
     """Check ``value`` against the type of the default it replaces."""
+    if isinstance(value, EnvValue):
+        value = value.raw if isinstance(default, str) else value.parsed()
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -177,12 +179,18 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     raise ConfigError(f"{key}: unsupported value {value!r}")  # pragma: no cover
 
 
-def _env_value(raw: str) -> Any:
-    """An environment value read as a TOML value when it is one, else as a string."""
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
+@dataclass(frozen=True, slots=True)
+class EnvValue:
+    """A value from the environment: read as TOML where the setting wants a
+    number, list or boolean, kept as the raw text where it wants a string."""
+
+    raw: str
+
+    def parsed(self) -> Any:
+        try:
+            return tomllib.loads(f"v = {self.raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            return self.raw
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -193,7 +201,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         parts = name[len(ENV_PREFIX) :].lower().split("__")
         if len(parts) != 2:
             continue
-        out.setdefault(parts[0], {})[parts[1]] = _env_value(raw)
+        out.setdefault(parts[0], {})[parts[1]] = EnvValue(raw)
     return out
 
 

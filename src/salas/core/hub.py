@@ -618,8 +618,7 @@ class Hub:
         if (
             room.bans
             and not user.oper
-            and modes is not None
-            and not modes
+            and not modes  # a rank (o, v) outweighs a ban; members and outsiders alike
             and self._banned(user, room)
         ):
             raise e.CannotSend(room.name)

@@ -1,0 +1,527 @@
+"""The line door: what a netcat user types becomes which command, and what they read."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from salas.core import commands as c
+from salas.core import errors as e
+from salas.core.events import (
+    AwayChanged,
+    Closing,
+    Echoed,
+    Event,
+    Failed,
+    Invited,
+    Joined,
+    Left,
+    Message,
+    NameList,
+    OperGranted,
+    Private,
+    Renamed,
+    RoomList,
+    ServerNotice,
+    TopicChanged,
+    TopicIs,
+    UserList,
+    Welcome,
+)
+from salas.core.hub import Hub
+from salas.core.model import Member, RoomInfo, UserInfo, UserRef
+from salas.proto.door import Input
+from salas.proto.line import (
+    COMMANDS,
+    MAX_LINE,
+    WELCOME_RE,
+    YOU_JOINED_RE,
+    YOU_LEFT_RE,
+    YOU_RENAMED_RE,
+    LineDoor,
+    help_text,
+    parse_line,
+    safe,
+)
+
+BAD_UTF8 = b"! That line was not valid UTF-8, so it was not sent\n"
+CONTROL = b"! Control characters are not allowed, so that line was not sent\n"
+
+
+def usage(name: str) -> bytes:
+    return f"! Usage: /{name} {COMMANDS[name].args}".rstrip().encode() + b"\n"
+
+
+def ref(sid: int, name: str) -> UserRef:
+    return UserRef(sid, name, name, "127.0.0.1")
+
+
+ME = ref(1, "alice")
+BOB = ref(2, "bob")
+CAROL = ref(3, "carol")
+
+
+@pytest.fixture
+def door() -> LineDoor:
+    d = LineDoor(1, "127.0.0.1", 5000)
+    d.name = "alice"
+    return d
+
+
+# -- parsing ---------------------------------------------------------------------
+
+PARSE_CASES: list[tuple[bytes, Input | None]] = [
+    # Plain text is said in the current room; only the right end is trimmed.
+    (b"hello", c.Say(None, "hello")),
+    (b"  hello there  ", c.Say(None, "  hello there")),
+    (b"a\tb", c.Say(None, "a    b")),
+    (b"ol\xc3\xa1", c.Say(None, "olá")),
+    (b"//join tas", c.Say(None, "/join tas")),
+    (b"//", c.Say(None, "/")),
+    (b"///x", c.Say(None, "//x")),
+    # Blank lines are ignored.
+    (b"", None),
+    (b"   ", None),
+    (b"\t\t", None),
+    # Commands, case-insensitive command words.
+    (b"/nick Kay", c.Rename("Kay")),
+    (b"/NICK Kay", c.Rename("Kay")),
+    (b"/nick", usage("nick")),
+    (b"/nick a b", usage("nick")),
+    (b"/join tas", c.Join("tas", None, switch=True)),
+    (b"/join #tas", c.Join("tas", None, switch=True)),
+    (b"/join tas s3cret", c.Join("tas", "s3cret", switch=True)),
+    (b"/join #", c.Join("#", None, switch=True)),
+    (b"/join", usage("join")),
+    (b"/join a b c", usage("join")),
+    (b"/create Teste", c.Create("Teste", None, switch=True)),
+    (b"/create #Teste 2", c.Create("Teste", 2, switch=True)),
+    (b"/create big 100000", c.Create("big", 100000, switch=True)),
+    (b"/create x 0", usage("create")),
+    (b"/create x 100001", usage("create")),
+    (b"/create x -1", usage("create")),
+    (b"/create x two", usage("create")),
+    (b"/create", usage("create")),
+    (b"/create a 2 3", usage("create")),
+    (b"/leave", c.Leave(None)),
+    (b"/leave #tas", c.Leave("tas")),
+    (b"/leave a b", usage("leave")),
+    (b"/list", c.ListRooms()),
+    (b"/who", c.ListUsers(None)),
+    (b"/who *", c.ListUsers(everyone=True)),
+    (b"/who #tas", c.ListUsers("tas")),
+    (b"/who a b", usage("who")),
+    (b"/msg bob hi  there", c.Tell("bob", "hi  there")),
+    (b"/msg bob", usage("msg")),
+    (b"/msg", usage("msg")),
+    (b"/me waves", c.Say(None, "waves", "action")),
+    (b"/me", usage("me")),
+    (b"/notice hi all", c.Say(None, "hi all", "notice")),
+    (b"/notice", usage("notice")),
+    (b"/echo ping  pong", c.Echo("ping  pong")),
+    (b"/echo", usage("echo")),
+    (b"/topic", c.Topic(None, None)),
+    (b"/topic exams on friday", c.Topic(None, "exams on friday")),
+    (b"/away", c.SetAway(None)),
+    (b"/away lunch", c.SetAway("lunch")),
+    (b"/invite bob", c.Invite("bob", None)),
+    (b"/invite bob #priv", c.Invite("bob", "priv")),
+    (b"/invite", usage("invite")),
+    (b"/invite a b c", usage("invite")),
+    (b"/kick bob", c.Kick(None, "bob", "")),
+    (b"/kick bob stop spamming", c.Kick(None, "bob", "stop spamming")),
+    (b"/kick", usage("kick")),
+    (b"/quit", c.Quit("")),
+    (b"/quit see you", c.Quit("see you")),
+    (b"/help join", b"> /join ROOM [KEY]: go to a room (leaving the one you are in)\n"),
+    (b"/help /msg", b"> /msg NAME TEXT: a private message\n"),
+    (b"/frobnicate", b"! Unknown command /frobnicate; /help lists them\n"),
+    (b"/", b"! Unknown command /; /help lists them\n"),
+    # What can't be sent.
+    (b"\xff\xfehi", BAD_UTF8),
+    (b"/join \xc3", BAD_UTF8),
+    (b"hi \x1b[31mred", CONTROL),
+    (b"a\x00b", CONTROL),
+    (b"a\rb", CONTROL),
+    (b"\x07bell", CONTROL),
+    (b"del\x7fete", CONTROL),
+    (b"c1 \xc2\x9b", CONTROL),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), PARSE_CASES)
+def test_parse_line(raw: bytes, expected: Input | None) -> None:
+    assert parse_line(raw) == expected
+
+
+def test_every_command_word_is_covered_by_the_table() -> None:
+    words = {
+        raw[1:].split(b" ")[0].decode().lower()
+        for raw, _ in PARSE_CASES
+        if raw.startswith(b"/") and not raw.startswith(b"//")
+    }
+    assert set(COMMANDS) - {"help"} <= words
+
+
+def test_help_lists_every_command() -> None:
+    text = help_text().decode()
+    assert text.startswith("> Commands (anything else is said in your room):\n")
+    for name in COMMANDS:
+        assert f"  /{name}" in text
+    assert "//TEXT" in text
+    assert parse_line(b"/help") == help_text()
+    assert parse_line(b"/help nosuch") == help_text()
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_help_on_one_command_is_one_line(name: str) -> None:
+    out = parse_line(f"/help {name}".encode())
+    assert isinstance(out, bytes)
+    assert out.startswith(f"> /{name}".encode())
+    assert out.count(b"\n") == 1 and out.endswith(b"\n")
+
+
+def test_create_with_a_superscript_digit_limit_is_a_usage_error() -> None:
+    assert parse_line("/create tas ²".encode()) == usage("create")
+
+
+# -- receive_data --------------------------------------------------------------------
+
+
+def test_start_registers_a_guest_into_the_lobby() -> None:
+    d = LineDoor(7, "::1", 4242)
+    assert d.start() == [c.Register(None, "line", "::1", 4242, lobby=True)]
+
+
+def test_receive_data_joins_reads_and_accepts_crlf(door: LineDoor) -> None:
+    assert door.receive_data(b"/join t") == []
+    assert door.receive_data(b"as\r\nhi\r\n\r\n/li") == [
+        c.Join("tas", None, switch=True),
+        c.Say(None, "hi"),
+    ]
+    assert door.receive_data(b"st\n") == [c.ListRooms()]
+
+
+def test_receive_data_refuses_overlong_lines_once(door: LineDoor) -> None:
+    too_long = b"! Line too long (over 4096 bytes), so it was not sent\n"
+    assert door.receive_data(b"x" * MAX_LINE + b"\n") == [c.Say(None, "x" * MAX_LINE)]
+    out = door.receive_data(b"y" * (MAX_LINE + 1))
+    assert out == [too_long]
+    assert door.receive_data(b"y" * 10_000) == []
+    assert door.receive_data(b"yyy\nafter\n") == [c.Say(None, "after")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=64), max_size=20))
+def test_receive_data_is_total(chunks: list[bytes]) -> None:
+    door = LineDoor(1, "h", 1)
+    for chunk in chunks:
+        for item in door.receive_data(chunk):
+            assert isinstance(item, bytes) or type(item).__module__ == "salas.core.commands"
+            if isinstance(item, bytes):
+                assert item.endswith(b"\n")
+
+
+# Digits of every script (the "²" above, "٣", full-width ones) are what isdigit() lets by.
+ARGS = st.text(st.characters(exclude_categories=["Cs"]), max_size=20) | st.from_regex(
+    r"\w{1,5} [\d²³¹٣０-９]{1,4}", fullmatch=True
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(word=st.sampled_from(sorted(COMMANDS)), args=ARGS)
+def test_every_command_takes_any_arguments(word: str, args: str) -> None:
+    out = parse_line(f"/{word} {args}".encode())
+    assert out is None or isinstance(out, bytes) or type(out).__module__ == "salas.core.commands"
+
+
+# -- rendering -----------------------------------------------------------------------
+
+RENDER_CASES: list[tuple[Event, str]] = [
+    (Message(1, 0.0, "tas", BOB, "hi"), "[bob] hi\n"),
+    (Message(1, 0.0, "tas", BOB, "waves", "action"), "* bob waves\n"),
+    (Message(1, 0.0, "tas", BOB, "meeting at 3", "notice"), "-bob- meeting at 3\n"),
+    (Message(1, 0.0, "tas", BOB, "\x1b[2Jgotcha\x07"), "[bob] [2Jgotcha\n"),
+    (Joined("tas", ME, 2), "> You joined tas (2 users online)\n"),
+    (Joined("tas", BOB, 1), "> bob joined tas (1 user online)\n"),
+    (Left("tas", ME, 1), "< You left tas\n"),
+    (Left("tas", ME, 1, "kick", "spam", CAROL), "< You were kicked from tas by carol: spam\n"),
+    (Left("tas", BOB, 1), "< bob left tas (1 user online)\n"),
+    (Left("tas", BOB, 0, "quit", "bye"), "< bob left tas (0 users online): bye\n"),
+    (
+        Left("tas", BOB, 3, "kick", "spam", CAROL),
+        "< bob was kicked from tas by carol (3 users online): spam\n",
+    ),
+    (Left("tas", ME, 0, "close", "maintenance"), "< Room tas was closed: maintenance\n"),
+    (Left("tas", BOB, 0, "close"), "< Room tas was closed\n"),
+    (Private(1, 0.0, BOB, ME, "psst"), "[bob -> you] psst\n"),
+    (Private(1, 0.0, ME, BOB, "psst"), "[you -> bob] psst\n"),
+    (Private(1, 0.0, ME, ME, "note"), "[alice -> you] note\n"),
+    (Private(1, 0.0, BOB, ME, "winks", "action"), "* bob (private) winks\n"),
+    (Private(1, 0.0, BOB, ME, "\x1b]0;title\x07x"), "[bob -> you] ]0;titlex\n"),
+    (Renamed(BOB, ref(2, "robert")), "> bob is now known as robert\n"),
+    (NameList("tas", (Member(ME, "o"),)), ""),
+    (
+        NameList("tas", (Member(BOB, "o"), Member(ME, ""), Member(CAROL, ""))),
+        "> In tas with you: bob, carol\n",
+    ),
+    (TopicIs("tas", "", "", 0.0), "> tas has no topic\n"),
+    (TopicIs("tas", "exams", "bob", 0.0), "> Topic of tas: exams (set by bob)\n"),
+    (TopicIs("tas", "exams", "", 0.0), "> Topic of tas: exams\n"),
+    (TopicChanged("tas", "exams", BOB, 0.0), "> bob set the topic of tas: exams\n"),
+    (TopicChanged("tas", "", BOB, 0.0), "> bob cleared the topic of tas\n"),
+    (RoomList(()), "> No rooms yet: /create ROOM makes one\n"),
+    (
+        RoomList(
+            (
+                RoomInfo("lobby", 1, None, "", False, False),
+                RoomInfo("Teste", 2, 2, "", False, False),
+                RoomInfo("sala", 1, 5, "", False, False),
+                RoomInfo("sec", 0, None, "our \x1b[1mplace", True, True),
+            )
+        ),
+        "> Rooms (4):\n"
+        "  lobby - 1 user\n"
+        "  Teste - 2/2 users\n"
+        "  sala - 1/5 users\n"
+        "  sec - 0 users [private] [key] - our [1mplace\n",
+    ),
+    (Echoed("ping"), "ping\n"),
+    (Closing("bye", "quit"), "> Bye\n"),
+    (Closing("maintenance", "shutdown"), "! Server shutting down: maintenance\n"),
+    (Closing("", "shutdown"), "! Server shutting down\n"),
+    (Closing("flooding", "kill"), "! Disconnected: flooding\n"),
+    (Closing("", "error"), "! Disconnected\n"),
+    (ServerNotice("restart at 5"), "! Notice from the server: restart at 5\n"),
+    (ServerNotice("hi", "admin"), "! Notice from admin: hi\n"),
+    (Invited("priv", BOB, ME), "> bob invites you to priv: /join priv\n"),
+    (Invited("priv", ME, BOB), "> You invited bob to priv\n"),
+    (AwayChanged(ME, "lunch"), "> You are marked away: lunch\n"),
+    (AwayChanged(ME, None), "> You are back\n"),
+    (AwayChanged(BOB, "lunch"), ""),
+    (OperGranted(ME), "> You are now a server operator\n"),
+]
+
+
+@pytest.mark.parametrize(("event", "text"), RENDER_CASES)
+def test_render(door: LineDoor, event: Event, text: str) -> None:
+    assert door.render(event) == text.encode()
+
+
+def test_render_welcome_remembers_the_name() -> None:
+    door = LineDoor(1, "127.0.0.1", 5000)
+    out = door.render(Welcome(ref(1, "guest12345"), 3, "salas.local")).decode()
+    assert out == (
+        "> Welcome to salas.local. /help lists commands.\n"
+        "> Connected to the chat server as guest12345 (3 users online)\n"
+    )
+    assert door.name == "guest12345"
+    m = WELCOME_RE.match(out.splitlines()[1])
+    assert m is not None and m.group(1) == "guest12345"
+
+
+def test_render_own_rename_remembers_the_name(door: LineDoor) -> None:
+    out = door.render(Renamed(ME, ref(1, "Alice"))).decode()
+    assert out == "> You are now known as Alice\n"
+    assert door.name == "Alice"
+    m = YOU_RENAMED_RE.match(out.rstrip("\n"))
+    assert m is not None and m.group(1) == "Alice"
+
+
+def test_client_patterns_match_the_rendered_lines(door: LineDoor) -> None:
+    joined = YOU_JOINED_RE.match(door.render(Joined("tas", ME, 1)).decode())
+    assert joined is not None and joined.group(1) == "tas"
+    for ev in (Left("tas", ME, 0), Left("tas", ME, 0, "kick", "", BOB)):
+        left = YOU_LEFT_RE.match(door.render(ev).decode())
+        assert left is not None and left.group(1) == "tas"
+
+
+def test_render_names_shows_thirty_and_counts_the_rest(door: LineDoor) -> None:
+    others = tuple(Member(ref(i, f"u{i}"), "") for i in range(10, 45))
+    out = door.render(NameList("big", (Member(ME, ""), *others))).decode()
+    assert out.startswith("> In big with you: u10, u11, ")
+    assert out.endswith("u39 and 5 more\n")
+
+
+def who(name: str, address: str, door: str, idle: float, **kw: object) -> UserInfo:
+    fields: dict[str, object] = {
+        "username": name,
+        "host": address.rsplit(":", 1)[0].strip("[]"),
+        "realname": "",
+        "rooms": ("tas",),
+        "connected_at": 0.0,
+        "account": None,
+        "away": None,
+        "oper": False,
+    }
+    fields.update(kw)
+    return UserInfo(name=name, address=address, door=door, idle=idle, **fields)  # type: ignore[arg-type]
+
+
+def test_render_user_list(door: LineDoor) -> None:
+    people = (
+        who("alice", "127.0.0.1:5000", "line", 5.0, modes="o"),
+        who("bob", "[::1]:6000", "cs168", 125.0, away="lunch \x1b[5m"),
+        who("root", "10.0.0.1:1", "irc", 3725.0, oper=True, rooms=()),
+    )
+    assert door.render(UserList("tas", people)).decode() == (
+        "> Users in tas (3):\n"
+        "  @alice [127.0.0.1:5000] line, idle 5s\n"
+        "  bob [::1]:6000 cs168, idle 2m, away: lunch [5m\n"
+        "  root [10.0.0.1:1] irc, idle 1h02m, server operator\n"
+    )
+    assert door.render(UserList(None, people[:1])).decode() == (
+        "> Users online (1):\n  @alice [127.0.0.1:5000] line, idle 5s\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "text"),
+    [
+        (e.RoomFull("tas", 2), "Room tas is full (2/2)"),
+        (e.NoSuchRoom("x"), "No room named x. Create it with /create x"),
+        (e.RoomExists("tas"), "Room tas already exists; /join tas to enter it"),
+        (e.InviteOnly("priv"), "Room priv is private: you need an invitation"),
+        (e.BadKey("sec"), "Room sec needs its key: /join sec KEY"),
+        (e.Banned("tas"), "You are banned from tas"),
+        (e.NotInRoom(""), "You are not in a room: /list shows them, /join ROOM enters one"),
+        (e.NotInRoom("tas"), "You are not in tas"),
+        (e.NoSuchUser("zed"), "Nobody here is called zed"),
+        (e.UserNotInRoom("bob", "tas"), "bob is not in tas"),
+        (e.AlreadyInRoom("alice", "tas"), "You are already in tas"),
+        (e.AlreadyInRoom("bob", "tas"), "bob is already in tas"),
+        (e.NotRoomOperator("tas"), "Only operators of tas can do that"),
+        (e.NotServerOperator(), "Only server operators can do that"),
+        (e.CannotSend("tas"), "You can't send to tas"),
+        (e.TextInvalid("empty"), "Not sent: empty"),
+        (e.NameTaken("bob"), "The name bob is taken"),
+        (e.LimitInvalid("0"), "0 is not a valid limit: a whole number from 1 to 100000"),
+        (e.TooManyRooms(5), "There are too many rooms already (5)"),
+        (e.RoomProtected("lobby"), "lobby can't be changed that way"),
+    ],
+)
+def test_render_errors_as_one_line(door: LineDoor, error: e.ChatError, text: str) -> None:
+    assert door.render(Failed(error)) == f"! {text}\n".encode()
+
+
+def test_render_name_errors_explain_the_rules(door: LineDoor) -> None:
+    out = door.render(Failed(e.NameInvalid("1x")))
+    assert out.startswith(b"! 1x is not a valid name: up to 30 ")
+    assert out.count(b"\n") == 1
+    out = door.render(Failed(e.RoomNameInvalid("a b")))
+    assert out.startswith(b"! a b is not a valid room name")
+    assert out.count(b"\n") == 1
+
+
+def test_error_close_and_flood_notice(door: LineDoor) -> None:
+    assert (
+        door.render_error_close("Send queue exceeded") == b"! Disconnected: Send queue exceeded\n"
+    )
+    notice = door.render_flood_notice()
+    assert notice.startswith(b"! You are sending too fast") and notice.count(b"\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("plain", "plain"),
+        ("olá 日本", "olá 日本"),
+        ("\x1b[31mred\x1b[0m", "[31mred[0m"),
+        ("\x1b]0;pwned\x07", "]0;pwned"),
+        ("\x9b2J", "2J"),
+        ("a\tb\r\nc\x00\x7f", "a bc"),  # a tab becomes a space
+    ],
+)
+def test_safe_strips_terminal_controls(text: str, shown: str) -> None:
+    assert safe(text) == shown
+
+
+@given(st.text())
+def test_safe_leaves_no_control_character(text: str) -> None:
+    out = safe(text)
+    assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in out)
+
+
+# -- the door and the hub together: what two netcat users see -----------------------
+
+
+class World:
+    """A hub and line doors wired as the network adapter wires them."""
+
+    def __init__(self) -> None:
+        self.hub = Hub(seed=4)
+        self.doors: dict[int, LineDoor] = {}
+        self.screens: dict[int, list[str]] = {}
+        self.now = 0.0
+
+    def connect(self, sid: int) -> None:
+        door = self.doors[sid] = LineDoor(sid, "127.0.0.1", 5000 + sid)
+        self.screens[sid] = []
+        for item in door.start():
+            self._run(sid, item)
+
+    def type(self, sid: int, line: str) -> None:
+        for item in self.doors[sid].receive_data(line.encode() + b"\n"):
+            self._run(sid, item)
+
+    def _run(self, sid: int, item: Input) -> None:
+        if callable(item):  # a reply made when its turn comes
+            item = item()
+        if isinstance(item, bytes):
+            self.screens[sid] += item.decode().splitlines()
+            return
+        self.now += 1.0
+        for d in self.hub.handle(sid, item, self.now):
+            for to in d.to:
+                if to != d.exclude and to in self.doors:
+                    self.screens[to] += self.doors[to].render(d.event).decode().splitlines()
+
+    def read(self, sid: int) -> list[str]:
+        lines, self.screens[sid] = self.screens[sid], []
+        return lines
+
+
+def test_two_netcat_users_in_a_small_room() -> None:
+    w = World()
+    w.connect(1)
+    w.connect(2)
+    w.connect(3)
+    w.type(1, "/nick alice")
+    w.type(2, "/nick bob")
+    w.type(3, "/nick carol")
+    for sid in (1, 2, 3):
+        w.read(sid)
+    w.type(1, "/create Teste 2")
+    assert w.read(1) == ["< You left lobby", "> You joined Teste (1 user online)"]
+    assert w.read(2) == ["< alice left lobby (2 users online)"]
+    w.type(2, "/join #teste")
+    assert w.read(2) == [
+        "< You left lobby",
+        "> You joined Teste (2 users online)",
+        "> In Teste with you: alice",
+    ]
+    assert w.read(1) == ["> bob joined Teste (2 users online)"]
+    assert w.read(3) == [
+        "< alice left lobby (2 users online)",
+        "< bob left lobby (1 user online)",
+    ]
+    w.type(3, "/join Teste")
+    assert w.read(3) == ["! Room Teste is full (2/2)"]
+    w.type(3, "/list")
+    assert w.read(3) == ["> Rooms (2):", "  lobby - 1 user", "  Teste - 2/2 users"]
+    w.type(2, "hi")
+    assert w.read(1) == ["[bob] hi"]
+    assert w.read(2) == []
+    assert w.read(3) == []
+    w.type(2, "/msg carol psst")
+    assert w.read(3) == ["[bob -> you] psst"]
+    assert w.read(2) == []
+    w.type(1, "/topic exams")
+    assert w.read(1) == ["> alice set the topic of Teste: exams"]
+    assert w.read(2) == ["> alice set the topic of Teste: exams"]
+    w.type(2, "/topic mine")
+    assert w.read(2) == ["! Only operators of Teste can do that"]
+    w.type(2, "/quit")
+    assert w.read(2) == ["< You left Teste", "> Bye"]
+    assert w.read(1) == ["< bob left Teste (1 user online)"]
