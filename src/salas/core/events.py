@@ -135,6 +135,14 @@ class AwayChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class IsAway:
+    """To someone who just sent a private message to a person marked away."""
+
+    user: UserRef
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Invited:
     """To the invited person and, as confirmation, to the one who invited."""
 
@@ -226,6 +234,7 @@ Event = (
     | NameList
     | Echoed
     | AwayChanged
+    | IsAway
     | Invited
     | ModesChanged
     | ModesAre

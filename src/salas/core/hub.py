@@ -24,6 +24,7 @@ from salas.core.events import (
     Event,
     Failed,
     Invited,
+    IsAway,
     Joined,
     Left,
     Message,
@@ -455,6 +456,14 @@ class Hub:
         room.invited.add(fold(target.name))
         ev = Invited(room.name, user.ref, target.ref)
         out.append(Delivery((target.sid, user.sid) if target is not user else (user.sid,), ev))
+        # The room's operators hear of it too (IRC's invite-notify).
+        ops = tuple(
+            sid
+            for sid, modes in room.members.items()
+            if "o" in modes and sid not in (user.sid, target.sid)
+        )
+        if ops:
+            out.append(Delivery(ops, ev))
 
     # -- modes -----------------------------------------------------------------
 
@@ -637,6 +646,8 @@ class Hub:
         msg = Private(self._next_id(), now, user.ref, target.ref, cmd.text, cmd.kind)
         if target is not user:
             out.append(Delivery((target.sid,), msg))
+            if target.away and cmd.kind != "notice":
+                out.append(Delivery((user.sid,), IsAway(target.ref, target.away)))
         if user.echo or target is user:
             out.append(Delivery((user.sid,), msg))
 

@@ -22,6 +22,7 @@ from salas.core.events import (
     Event,
     Failed,
     Invited,
+    IsAway,
     Joined,
     Left,
     Message,
@@ -434,7 +435,11 @@ class LineDoor:
             case Invited(room=r, by=by, target=t):
                 if t.sid == me:
                     return _line(f"> {by.name} invites you to {r}: /join {r}")
-                return _line(f"> You invited {t.name} to {r}")
+                if by.sid == me:
+                    return _line(f"> You invited {t.name} to {r}")
+                return b""
+            case IsAway(user=u, text=t):
+                return _line(f"> {u.name} is away: {safe(t)}")
             case AwayChanged(user=u, text=t):
                 if u.sid != me:
                     return b""

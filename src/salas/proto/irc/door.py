@@ -28,6 +28,7 @@ from salas.core.events import (
     Event,
     Failed,
     Invited,
+    IsAway,
     Joined,
     Left,
     Message,
@@ -51,7 +52,15 @@ from salas.core.names import NAME_MAX, ROOM_MAX, TOPIC_MAX, fold, valid_name, va
 from salas.proto.door import Deferred, Input
 from salas.proto.irc import numerics as n
 from salas.proto.irc.caps import CAPS, ls_tokens
-from salas.proto.irc.message import MAX_INPUT, MAX_LINE, IrcParseError, Line, build, parse
+from salas.proto.irc.message import (
+    MAX_INPUT,
+    MAX_LINE,
+    IrcParseError,
+    Line,
+    build,
+    escape_tag,
+    parse,
+)
 from salas.proto.lines import LineBuffer, TooLong
 
 CHANLIMIT = 100
@@ -553,9 +562,8 @@ class IrcDoor:
         if fold(target) != fold(self.nick):
             if not valid_name(target):
                 return [self._local(self._num(n.ERR_NOSUCHNICK, target, "No such nick/channel"))]
-            return [
-                self._local(self._num(n.ERR_USERSDONTMATCH, "Cant change mode for other users"))
-            ]
+            # 401 if nobody has that nick, 502 if somebody does: the hub knows which.
+            return [c.Whois(target, tag="umode")]
         modes = "+i" + ("o" if self.oper else "")
         if len(line.params) == 1:
             return [self._local(self._num(n.RPL_UMODEIS, modes))]
@@ -690,6 +698,8 @@ class IrcDoor:
                 out.append(self._num(n.RPL_ENDOFWHO, chan if room else "*", "End of WHO list"))
                 return b"".join(out)
             case WhoisReply(user=u, rooms=rooms, tag=tag):
+                if tag == "umode":
+                    return self._num(n.ERR_USERSDONTMATCH, "Cant change mode for other users")
                 if tag == "who":
                     chan = "#" + rooms[0][0] if rooms else "*"
                     modes = (
@@ -725,7 +735,11 @@ class IrcDoor:
                     return build("INVITE", t.name, "#" + room, source=prefix(by), tags=self._tags())
                 if by.sid == me:
                     return self._num(n.RPL_INVITING, t.name, "#" + room)
+                if "invite-notify" in self.caps:
+                    return build("INVITE", t.name, "#" + room, source=prefix(by), tags=self._tags())
                 return b""
+            case IsAway(user=u, text=text):
+                return self._num(n.RPL_AWAY, u.name, text)
             case AwayChanged(user=u, text=text):
                 if u.sid == me:
                     if text:
@@ -948,6 +962,8 @@ class IrcDoor:
             return b""  # RFC 2812: no automatic replies to NOTICE, errors included
         if isinstance(cmd, c.Register):
             return self._register_failed(err)
+        if isinstance(cmd, c.Whois) and cmd.tag == "who":
+            return self._num(n.RPL_ENDOFWHO, cmd.name, "End of WHO list")
         match err:
             case e.NameInvalid(name=name):
                 return self._num(n.ERR_ERRONEUSNICKNAME, name, "Erroneous nickname")
@@ -1014,7 +1030,7 @@ class IrcDoor:
 
 def _add_tags(line: bytes, tags: dict[str, str]) -> bytes:
     """Put more tags on a built line (which may already have some)."""
-    extra = ";".join(f"{k}={v}" for k, v in tags.items()).encode()
+    extra = ";".join(f"{k}={escape_tag(v)}" for k, v in tags.items()).encode()
     if line.startswith(b"@"):
         return b"@" + extra + b";" + line[1:]
     return b"@" + extra + b" " + line
