@@ -81,6 +81,16 @@ class Tell:
 
 
 @dataclass(frozen=True, slots=True)
+class Tag:
+    """Client-only message tags with no text (IRCv3 TAGMSG: typing and the like),
+    to a room (``#`` dropped) or a person, whichever ``target`` names."""
+
+    target: str
+    room: bool
+    tags: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Topic:
     """Ask for (``text=None``) or set the topic of ``room`` (None: current room)."""
 
@@ -173,6 +183,14 @@ class Whois:
 
 
 @dataclass(frozen=True, slots=True)
+class Lookup:
+    """Which of these names are online (IRC's ISON and USERHOST); ``tag`` comes back."""
+
+    names: tuple[str, ...]
+    tag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
     """How many people and rooms (IRC's LUSERS)."""
 
@@ -202,6 +220,7 @@ Command = (
     | Leave
     | Say
     | Tell
+    | Tag
     | Topic
     | ListRooms
     | ListUsers
@@ -214,6 +233,7 @@ Command = (
     | SetModes
     | ListBans
     | Whois
+    | Lookup
     | Stats
     | BecomeOper
     | LeaveAll

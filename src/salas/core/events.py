@@ -74,6 +74,17 @@ class Private:
 
 
 @dataclass(frozen=True, slots=True)
+class Tagged:
+    """Client-only tags from ``sender`` to a room (``room`` set) or to ``target``."""
+
+    sender: UserRef
+    room: str | None
+    target: UserRef | None
+    tags: tuple[tuple[str, str], ...]
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
 class Renamed:
     """To the renamed person and everyone who shares a room with them."""
 
@@ -185,6 +196,14 @@ class WhoisReply:
 
 
 @dataclass(frozen=True, slots=True)
+class Found:
+    """The answer to a Lookup: the people online among the names asked for, in order."""
+
+    users: tuple[UserInfo, ...]
+    tag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StatsReply:
     users: int
     rooms: int
@@ -226,6 +245,7 @@ Event = (
     | Left
     | Message
     | Private
+    | Tagged
     | Renamed
     | TopicChanged
     | TopicIs
@@ -240,6 +260,7 @@ Event = (
     | ModesAre
     | BanList
     | WhoisReply
+    | Found
     | StatsReply
     | OperGranted
     | ServerNotice

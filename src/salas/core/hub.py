@@ -23,6 +23,7 @@ from salas.core.events import (
     Echoed,
     Event,
     Failed,
+    Found,
     Invited,
     IsAway,
     Joined,
@@ -37,6 +38,7 @@ from salas.core.events import (
     RoomList,
     ServerNotice,
     StatsReply,
+    Tagged,
     TopicChanged,
     TopicIs,
     UserList,
@@ -100,6 +102,7 @@ class Hub:
             c.Leave: self._leave,
             c.Say: self._say,
             c.Tell: self._tell,
+            c.Tag: self._tag,
             c.Topic: self._topic,
             c.ListRooms: self._list_rooms,
             c.ListUsers: self._list_users,
@@ -112,6 +115,7 @@ class Hub:
             c.SetModes: self._set_modes,
             c.ListBans: self._list_bans,
             c.Whois: self._whois,
+            c.Lookup: self._lookup,
             c.Stats: self._stats,
             c.BecomeOper: self._become_oper,
             c.LeaveAll: self._leave_all,
@@ -601,6 +605,11 @@ class Hub:
         )
         out.append(Delivery((user.sid,), WhoisReply(self.user_info(target, now), rooms, cmd.tag)))
 
+    def _lookup(self, user: User, cmd: c.Lookup, now: float, out: list[Delivery]) -> None:
+        found = [self.user_named(name) for name in cmd.names[:20]]
+        infos = tuple(self.user_info(u, now) for u in found if u is not None)
+        out.append(Delivery((user.sid,), Found(infos, cmd.tag)))
+
     def _stats(self, user: User, cmd: c.Stats, now: float, out: list[Delivery]) -> None:
         opers = sum(1 for u in self.users.values() if u.oper)
         out.append(Delivery((user.sid,), StatsReply(len(self.users), len(self.rooms), opers)))
@@ -650,6 +659,21 @@ class Hub:
                 out.append(Delivery((user.sid,), IsAway(target.ref, target.away)))
         if user.echo or target is user:
             out.append(Delivery((user.sid,), msg))
+
+    def _tag(self, user: User, cmd: c.Tag, now: float, out: list[Delivery]) -> None:
+        if cmd.room:
+            room = self._room(cmd.target)
+            if user.sid not in room.members:
+                raise e.CannotSend(room.name)
+            ev = Tagged(user.ref, room.name, None, cmd.tags, now)
+            out.append(Delivery(room.recipients(), ev, -1 if user.echo else user.sid))
+            return
+        target = self.user_named(cmd.target)
+        if target is None:
+            raise e.NoSuchUser(cmd.target)
+        ev = Tagged(user.ref, None, target.ref, cmd.tags, now)
+        to = (target.sid, user.sid) if user.echo and target is not user else (target.sid,)
+        out.append(Delivery(to, ev))
 
     def _topic(self, user: User, cmd: c.Topic, now: float, out: list[Delivery]) -> None:
         room = self._target_room(user, cmd.room)

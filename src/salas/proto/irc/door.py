@@ -27,6 +27,7 @@ from salas.core.events import (
     Echoed,
     Event,
     Failed,
+    Found,
     Invited,
     IsAway,
     Joined,
@@ -41,6 +42,7 @@ from salas.core.events import (
     RoomList,
     ServerNotice,
     StatsReply,
+    Tagged,
     TopicChanged,
     TopicIs,
     UserList,
@@ -494,7 +496,15 @@ class IrcDoor:
         return out
 
     def _cmd_tagmsg(self, line: Line) -> list[Input]:
-        return []  # client-only tags (typing and the like) are not relayed yet
+        """Relay client-only tags (``+typing`` and the like); other tags are the server's."""
+        tags = tuple((k, v) for k, v in line.tags.items() if k.startswith("+"))
+        if not line.params or not tags or "message-tags" not in self.caps:
+            return []
+        out: list[Input] = []
+        for target in line.params[0].split(",")[:MAXTARGETS]:
+            room = self._room_of(target)
+            out.append(c.Tag(room if room is not None else target, room is not None, tags))
+        return out
 
     def _cmd_topic(self, line: Line) -> list[Input]:
         room = self._room_of(line.params[0])
@@ -623,14 +633,12 @@ class IrcDoor:
         now = datetime.now(UTC).strftime("%A %B %d %Y -- %H:%M:%S +00:00")
         return [self._local(self._num(n.RPL_TIME, self.info.server, now))]
 
+    def _cmd_ison(self, line: Line) -> list[Input]:
+        names = tuple(w for p in line.params for w in p.split())
+        return [c.Lookup(names, tag="ison")]
+
     def _cmd_userhost(self, line: Line) -> list[Input]:
-        # Only one's own host is known here without asking the hub; others get nothing.
-        found = [
-            f"{self.nick}=+{self.username}@{self.host}"
-            for p in line.params
-            if fold(p) == fold(self.nick)
-        ]
-        return [self._local(self._num(n.RPL_USERHOST, " ".join(found)))]
+        return [c.Lookup(tuple(line.params[:5]), tag="userhost")]
 
     # -- rendering ----------------------------------------------------------------
 
@@ -647,6 +655,12 @@ class IrcDoor:
                 )
             case Private(id=mid, time=ts, sender=s, target=t, text=text, kind=kind):
                 return self._message(prefix(s), t.name, text, kind, self._tags(ts, mid, s.account))
+            case Tagged(sender=s, room=room, target=t, tags=ctags, time=ts):
+                if "message-tags" not in self.caps:
+                    return b""
+                tags = {**dict(ctags), **self._tags(ts, account=s.account)}
+                dest = "#" + room if room is not None else t.name if t is not None else "*"
+                return build("TAGMSG", dest, source=prefix(s), tags=tags)
             case Joined(room=room, user=u, realname=real):
                 if u.sid == me:
                     self.channels[fold(room)] = room
@@ -723,6 +737,14 @@ class IrcDoor:
                 out = [self._num(n.RPL_BANLIST, "#" + room, m) for m in masks]
                 out.append(self._num(n.RPL_ENDOFBANLIST, "#" + room, "End of channel ban list"))
                 return b"".join(out)
+            case Found(users=found, tag=tag):
+                if tag == "ison":
+                    return self._num(n.RPL_ISON, " ".join(u.name for u in found))
+                words = [
+                    f"{u.name}{'*' if u.oper else ''}={'-' if u.away else '+'}{u.username}@{u.host}"
+                    for u in found
+                ]
+                return self._num(n.RPL_USERHOST, " ".join(words))
             case StatsReply(users=users, rooms=rooms, opers=opers):
                 return self._lusers(users, rooms, opers)
             case OperGranted():
@@ -964,6 +986,10 @@ class IrcDoor:
             return self._register_failed(err)
         if isinstance(cmd, c.Whois) and cmd.tag == "who":
             return self._num(n.RPL_ENDOFWHO, cmd.name, "End of WHO list")
+        if isinstance(cmd, c.ListUsers) and isinstance(err, e.NoSuchRoom):
+            return self._num(n.RPL_ENDOFWHO, "#" + err.room, "End of WHO list")
+        if isinstance(cmd, c.Names) and isinstance(err, e.NoSuchRoom):
+            return self._num(n.RPL_ENDOFNAMES, "#" + err.room, "End of /NAMES list")
         match err:
             case e.NameInvalid(name=name):
                 return self._num(n.ERR_ERRONEUSNICKNAME, name, "Erroneous nickname")
@@ -1069,6 +1095,7 @@ _POST: dict[str, Handler] = {
     "VERSION": IrcDoor._cmd_version,
     "TIME": IrcDoor._cmd_time,
     "USERHOST": IrcDoor._cmd_userhost,
+    "ISON": IrcDoor._cmd_ison,
 }
 #: Parameters each command needs (ERR_NEEDMOREPARAMS below that).
 _MIN_PARAMS: dict[str, int] = {
@@ -1081,4 +1108,5 @@ _MIN_PARAMS: dict[str, int] = {
     "WHOIS": 1,
     "OPER": 2,
     "USERHOST": 1,
+    "ISON": 1,
 }

@@ -68,7 +68,7 @@ def parse(raw: bytes) -> Line:
     rest = text.lstrip(" ")
     if rest.startswith("@"):
         tag_part, _, rest = rest[1:].partition(" ")
-        if len(tag_part) + 2 > MAX_CLIENT_TAGS:
+        if len(tag_part.encode()) + 2 > MAX_CLIENT_TAGS:
             raise IrcParseError("tags too long")
         for item in tag_part.split(";"):
             if not item:
@@ -77,12 +77,13 @@ def parse(raw: bytes) -> Line:
             if key:
                 tags[key] = unescape_tag(value)
         rest = rest.lstrip(" ")
+    # RFC 1459 2.3: everything after the tags counts, source prefix included.
+    if len(rest.encode()) > MAX_LINE - 2:
+        raise IrcParseError("line too long")
     source = ""
     if rest.startswith(":"):
         source, _, rest = rest[1:].partition(" ")
         rest = rest.lstrip(" ")
-    if len(rest.encode()) > MAX_LINE - 2:
-        raise IrcParseError("line too long")
     trailing: str | None = None
     if " :" in rest:
         rest, _, trailing = rest.partition(" :")
