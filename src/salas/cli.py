@@ -38,7 +38,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "--listen",
         action="append",
         metavar="PROTO:[HOST:]PORT",
-        help="a door to open (repeatable); PROTO is line or cs168. Default: line:6900",
+        help="a door to open (repeatable); PROTO is line, irc or cs168."
+        " Default: line:6900 and irc:6667",
     )
     serve.add_argument("--data-dir", metavar="DIR", help="where logs (and later history) live")
     serve.add_argument("--config", metavar="FILE", help="a TOML settings file")

@@ -295,6 +295,8 @@ class Hub:
         user.name = new
         if user.username == old_ref.name:
             user.username = new
+        if user.realname == old_ref.name:
+            user.realname = new
         user.refresh()
         self.by_name[fold(new)] = user
         user.last_active = now

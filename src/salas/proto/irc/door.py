@@ -133,6 +133,11 @@ def _chunks(text: str, limit: int) -> list[str]:
     return out
 
 
+def _short(text: str, limit: int = 300) -> str:
+    """Reasons and away texts from other doors may be long; IRC lines may not."""
+    return _chunks(text, limit)[0] if len(text) * 4 > limit else text
+
+
 def prefix(u: UserRef) -> str:
     return f"{u.name}!{u.username}@{u.host}"
 
@@ -242,6 +247,8 @@ class IrcDoor:
             return build("ACK", source=self.info.server, tags=tag)
         if len(lines) == 1:
             return _add_tags(lines[0], tag)
+        if "batch" not in self.caps:
+            return b"".join(lines)  # no batch to group them in: plain replies
         self._batch_seq += 1
         ref = f"L{self._batch_seq}"
         start = build("BATCH", f"+{ref}", "labeled-response", source=self.info.server, tags=tag)
@@ -561,7 +568,7 @@ class IrcDoor:
                 changes.append(c.ModeChange(add, ch))
             else:
                 return [self._local(self._num(n.ERR_UNKNOWNMODE, ch, "is unknown mode char to me"))]
-            if len(changes) > MODES_PER_LINE:
+            if len(changes) >= MODES_PER_LINE:
                 break
         if not changes:
             return [c.SetModes(room)]
@@ -593,7 +600,7 @@ class IrcDoor:
         if room is None:
             return [self._local(self._num(n.ERR_NOSUCHCHANNEL, line.params[0], "No such channel"))]
         reason = line.params[2][:KICKLEN] if len(line.params) > 2 else ""
-        return [c.Kick(room, who, reason) for who in line.params[1].split(",")[:4]]
+        return [c.Kick(room, who, reason) for who in line.params[1].split(",")[:1]]
 
     def _cmd_invite(self, line: Line) -> list[Input]:
         room = self._room_of(line.params[1])
@@ -761,7 +768,7 @@ class IrcDoor:
                     return build("INVITE", t.name, "#" + room, source=prefix(by), tags=self._tags())
                 return b""
             case IsAway(user=u, text=text):
-                return self._num(n.RPL_AWAY, u.name, text)
+                return self._num(n.RPL_AWAY, u.name, _short(text))
             case AwayChanged(user=u, text=text):
                 if u.sid == me:
                     if text:
@@ -770,7 +777,7 @@ class IrcDoor:
                 if "away-notify" not in self.caps:
                     return b""
                 if text:
-                    return build("AWAY", text, source=prefix(u), tags=self._tags())
+                    return build("AWAY", _short(text), source=prefix(u), tags=self._tags())
                 return build("AWAY", source=prefix(u), tags=self._tags())
             case ServerNotice(text=text, by=by):
                 return build(
@@ -800,6 +807,7 @@ class IrcDoor:
         return b"".join(out)
 
     def _left(self, room: str, u: UserRef, kind: str, why: str, by: UserRef | None) -> bytes:
+        why = _short(why)
         me = u.sid == self.sid
         if me:
             self.channels.pop(fold(room), None)
