@@ -16,6 +16,8 @@ from salas.core.events import (
     Joined,
     Left,
     Message,
+    ModesChanged,
+    OperGranted,
     Private,
     Renamed,
     TopicChanged,
@@ -97,6 +99,14 @@ def _describe(ev: Event, settings: LogSettings) -> str | None:
             return f"> {o.name} is now known as {n.name}"
         case TopicChanged(room=r, topic=t, by=by):
             return f"> {by.name} set the topic of {r}: {t}"
+        case ModesChanged(room=r, by=by, changes=changes):
+            text = " ".join(
+                ("+" if ch.add else "-") + ch.mode + (f" {ch.arg}" if ch.arg else "")
+                for ch in changes
+            )
+            return f"> {by.name} set modes on {r}: {text}"
+        case OperGranted(user=u):
+            return f"! {u.name} is now a server operator"
         case Closing(kind="kill", reason=why):
             return f"! disconnected a user: {why}"
     return None

@@ -37,6 +37,10 @@ network = "{NETWORK}"
 flood_exempt = ["127.0.0.0/8"]
 sendq_bytes = 65536
 
+[[operators]]
+name = "root"
+password = "hunter2"
+
 [irc]
 motd = ["Welcome to the test network", "Be nice"]
 """
@@ -1332,3 +1336,74 @@ def test_registration_timeout_and_dead_peer_ping_timeout(tmp_path: Path) -> None
         for c in made:
             c.close()
         srv.stop()
+
+
+# -- operators, the lobby, list modes, labels on QUIT ---------------------------------------
+
+
+def test_oper_then_mode_minus_o_gives_the_power_up(user: Callable[..., IrcClient]) -> None:
+    """OPER with [[operators]] credentials gives 381 and +o; MODE nick -o takes it back
+    everywhere (WHOIS no longer says 313), and a wrong password is 464."""
+    op = user("operone")
+    op.send("OPER root wrong")
+    op.num("464")
+    op.send("OPER root hunter2")
+    op.num("381")
+    op.send("WHOIS operone")
+    got = op.until(lambda m: m.command == "318")
+    assert any(m.command == "313" for m in got)
+    op.send("MODE operone -o")
+    op.expect(lambda m: m.command == "MODE" and m.params[-1] == "-o")
+    op.send("WHOIS operone")
+    got = op.until(lambda m: m.command == "318")
+    assert not any(m.command == "313" for m in got), [m.raw for m in got]
+
+
+def test_the_lobby_cannot_be_closed_off(
+    shared: RunningServer, user: Callable[..., IrcClient]
+) -> None:
+    """The lobby is where line users land: even an operator can't make it +i, +k or +l."""
+    line = welcome(shared.ports["line"], "lobbyline")
+    op = user("lobbyop")
+    op.send("OPER root hunter2")
+    op.num("381")
+    op.join("#lobby")
+    op.send("MODE #lobby +i")
+    assert op.num("482").params[1] == "#lobby"
+    op.send("MODE #lobby +l 1")
+    op.num("482")
+    fresh = welcome(shared.ports["line"], "lobbyfresh")
+    fresh.send("/who")
+    assert fresh.expect("> Users in").startswith("> Users in lobby")
+    line.close()
+    fresh.close()
+
+
+def test_list_shows_each_rooms_real_modes(user: Callable[..., IrcClient]) -> None:
+    a = user("listmodes")
+    a.join("#moded")
+    a.send("MODE #moded +mk-t sekrit")
+    a.expect(lambda m: m.command == "MODE" and m.params[0] == "#moded")
+    a.send("LIST")
+    rows = [m for m in a.until(lambda m: m.command == "323") if m.command == "322"]
+    row = next(m for m in rows if m.params[1] == "#moded")
+    assert row.last.startswith("[+kmn] "), row.raw
+
+
+def test_ban_list_is_bounded(user: Callable[..., IrcClient]) -> None:
+    """MAXLIST=b:100 is enforced: the 101st ban is 478."""
+    a = user("banfiller")
+    a.join("#manybans")
+    for i in range(0, 100, 5):
+        masks = " ".join(f"x{j}!*@*" for j in range(i, i + 5))
+        a.send(f"MODE #manybans +bbbbb {masks}")
+    a.sync()
+    a.send("MODE #manybans +b toomany!*@*")
+    assert a.num("478").params[1:3] == ["#manybans", "b"]
+
+
+def test_labeled_quit_still_gets_error(user: Callable[..., IrcClient]) -> None:
+    a = user("labelquit", ("labeled-response", "batch"))
+    a.send("@label=bye QUIT :done")
+    a.expect(lambda m: m.command == "ERROR")
+    assert a.closed()

@@ -203,6 +203,11 @@ class BecomeOper:
 
 
 @dataclass(frozen=True, slots=True)
+class DropOper:
+    """Give up server operator status (IRC's ``MODE nick -o``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class LeaveAll:
     """Leave every room (IRC's ``JOIN 0``)."""
 
@@ -236,6 +241,7 @@ Command = (
     | Lookup
     | Stats
     | BecomeOper
+    | DropOper
     | LeaveAll
     | Quit
 )

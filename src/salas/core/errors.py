@@ -130,6 +130,11 @@ class ModeArgMissing(ChatError):
 
 
 @dataclass(eq=True)
+class BanListFull(ChatError):
+    room: str
+
+
+@dataclass(eq=True)
 class RoomProtected(ChatError):
     """The lobby and other permanent rooms can't be closed or renamed."""
 

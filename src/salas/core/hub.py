@@ -63,6 +63,8 @@ from salas.core.names import (
 MAX_TEXT_BYTES = 4000
 #: A room limit above this is surely a typo.
 MAX_LIMIT = 100_000
+#: Bans a room may hold (IRC's MAXLIST=b:100): each is matched on every join.
+MAX_BANS = 100
 
 _BAD_TEXT_CHARS = frozenset("\r\n\x00")
 
@@ -118,6 +120,7 @@ class Hub:
             c.Lookup: self._lookup,
             c.Stats: self._stats,
             c.BecomeOper: self._become_oper,
+            c.DropOper: self._drop_oper,
             c.LeaveAll: self._leave_all,
             c.Quit: self._quit,
         }
@@ -178,6 +181,7 @@ class Hub:
             room.topic,
             room.private,
             room.password is not None,
+            room.modes(),
         )
 
     def user_info(self, user: User, now: float, room: Room | None = None) -> UserInfo:
@@ -505,6 +509,8 @@ class Hub:
 
     def _check_mode(self, room: Room, ch: c.ModeChange) -> None:
         m = ch.mode
+        if room.permanent and ch.add and m in "ikl":
+            raise e.RoomProtected(room.name)  # the lobby stays open to everyone
         if m in "itnm":
             return
         if m == "l":
@@ -530,6 +536,8 @@ class Hub:
         if m == "b":
             if not ch.arg:
                 raise e.ModeArgMissing(m)
+            if ch.add and len(room.bans) >= MAX_BANS:
+                raise e.BanListFull(room.name)
             return
         raise e.UnknownMode(m)
 
@@ -619,6 +627,9 @@ class Hub:
     def _become_oper(self, user: User, cmd: c.BecomeOper, now: float, out: list[Delivery]) -> None:
         user.oper = True
         out.append(Delivery((user.sid,), OperGranted(user.ref)))
+
+    def _drop_oper(self, user: User, cmd: c.DropOper, now: float, out: list[Delivery]) -> None:
+        user.oper = False
 
     def _leave_all(self, user: User, cmd: c.LeaveAll, now: float, out: list[Delivery]) -> None:
         for room in list(user.rooms.values()):

@@ -126,6 +126,8 @@ class RoomInfo:
     topic: str
     private: bool
     keyed: bool
+    #: Mode letters (``Room.modes()``), for doors that show them.
+    modes: str = ""
 
 
 @dataclass(frozen=True, slots=True)

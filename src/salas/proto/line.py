@@ -303,6 +303,8 @@ def error_text(err: e.ChatError, me: str) -> str:
             return f"{v} is not a valid limit: a whole number from 1 to {MAX_LIMIT}"
         case e.TooManyRooms(limit=n):
             return f"There are too many rooms already ({n})"
+        case e.BanListFull(room=r):
+            return f"The ban list of {r} is full"
         case e.RoomProtected(room=r):
             return f"{r} can't be changed that way"
     return "That did not work"

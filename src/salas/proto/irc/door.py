@@ -110,7 +110,6 @@ def isupport(info: IrcInfo) -> list[str]:
         f"NETWORK={info.network}",
         f"NICKLEN={NAME_MAX}",
         "PREFIX=(ov)@+",
-        "SAFELIST",
         "STATUSMSG=",
         f"TARGMAX=JOIN:,KICK:1,NAMES:1,NOTICE:{MAXTARGETS},PART:,PRIVMSG:{MAXTARGETS},WHOIS:1",
         f"TOPICLEN={TOPIC_MAX}",
@@ -173,7 +172,8 @@ class IrcDoor:
         self.caps: set[str] = set()
         self.channels: dict[str, str] = {}  # folded room name -> room name
         self.oper = False
-        self.tick_interval: float | None = self.info.ping_interval / 2
+        # Often enough that neither the PING nor the timeout after it comes late.
+        self.tick_interval: float | None = min(self.info.ping_interval, self.info.ping_timeout) / 2
         self._ping_token: str | None = None
         self._last_quit = -1
         self._label: _Label | None = None
@@ -587,7 +587,10 @@ class IrcDoor:
         change = line.params[1]
         if "-o" in change and self.oper:
             self.oper = False
-            return [self._local(build("MODE", self.nick, "-o", source=self._self_prefix()))]
+            return [
+                c.DropOper(),
+                self._local(build("MODE", self.nick, "-o", source=self._self_prefix())),
+            ]
         if any(ch not in "+-iwo" for ch in change):
             return [self._local(self._num(n.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag"))]
         return []
@@ -650,6 +653,8 @@ class IrcDoor:
     # -- rendering ----------------------------------------------------------------
 
     def render(self, ev: Event) -> bytes:
+        if type(ev) is Closing:
+            return self._render(ev)  # the connection closes now: no label will follow
         return self._emit(self._render(ev))
 
     def _render(self, ev: Event) -> bytes:
@@ -703,13 +708,7 @@ class IrcDoor:
             case RoomList(rooms=rooms):
                 out = [self._num(n.RPL_LISTSTART, "Channel", "Users  Name")]
                 for r in rooms:
-                    modes = (
-                        "[+"
-                        + ("i" if r.private else "")
-                        + ("k" if r.keyed else "")
-                        + ("l" if r.limit else "")
-                        + "nt] "
-                    )
+                    modes = "[+" + r.modes + "] "
                     out.append(self._num(n.RPL_LIST, "#" + r.name, str(r.count), modes + r.topic))
                 out.append(self._num(n.RPL_LISTEND, "End of /LIST"))
                 return b"".join(out)
@@ -1043,6 +1042,12 @@ class IrcDoor:
                 return self._num(n.ERR_UNKNOWNMODE, m, "is unknown mode char to me")
             case e.ModeArgMissing() | e.LimitInvalid():
                 return self._num(n.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
+            case e.BanListFull(room=room):
+                return self._num(n.ERR_BANLISTFULL, "#" + room, "b", "Channel ban list is full")
+            case e.RoomProtected(room=room):
+                return self._num(
+                    n.ERR_CHANOPRIVSNEEDED, "#" + room, "The lobby stays open to everyone"
+                )
             case e.TooManyRooms():
                 return self._num(
                     n.ERR_TOOMANYCHANNELS, "*", "There are too many channels on this server"
