@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import re
-from typing import Any
 
 import pytest
 
+from hubstate import snapshot
 from salas.core import commands as c
 from salas.core import errors as e
 from salas.core.events import (
@@ -58,32 +57,6 @@ def register(
         name, door, "127.0.0.1", 40000 + sid, echo=echo, lobby=lobby, uniquify=uniquify
     )
     return hub.handle(sid, cmd, now)
-
-
-def snapshot(hub: Hub) -> Any:
-    """Everything a refused command must leave alone."""
-    users = {
-        sid: (u.name, u.username, u.echo, u.away, tuple(u.rooms)) for sid, u in hub.users.items()
-    }
-    rooms = {
-        key: (
-            r.name,
-            r.limit,
-            r.password,
-            r.private,
-            r.topic,
-            r.topic_by,
-            r.permanent,
-            r.owner,
-            tuple(r.members.items()),
-            tuple(sorted(r.invited)),
-            tuple(r.bans),
-            r.empty_since,
-        )
-        for key, r in hub.rooms.items()
-    }
-    by_name = {key: u.sid for key, u in hub.by_name.items()}
-    return copy.deepcopy((users, rooms, by_name))
 
 
 def refused(hub: Hub, sid: int, cmd: c.Command, now: float = 1.0) -> e.ChatError:

@@ -3,13 +3,11 @@ and a refused command never changes anything."""
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from hubstate import snapshot
 from salas.core import commands as c
 from salas.core.events import Delivery, Failed, Joined
 from salas.core.hub import Hub, HubSettings
@@ -51,32 +49,6 @@ MODE_CHANGES = st.lists(
     ),
     max_size=3,
 ).map(tuple)
-
-
-def snapshot(hub: Hub) -> Any:
-    users = {
-        sid: (u.name, u.username, u.echo, u.away, tuple(u.rooms)) for sid, u in hub.users.items()
-    }
-    rooms = {
-        key: (
-            r.name,
-            r.limit,
-            r.password,
-            r.private,
-            r.topic,
-            r.topic_by,
-            r.topic_at,
-            r.permanent,
-            r.owner,
-            tuple(r.members.items()),
-            tuple(sorted(r.invited)),
-            tuple(r.bans),
-            r.empty_since,
-        )
-        for key, r in hub.rooms.items()
-    }
-    by_name = {key: u.sid for key, u in hub.by_name.items()}
-    return copy.deepcopy((users, rooms, by_name))
 
 
 def is_refusal(out: list[Delivery]) -> bool:
