@@ -66,7 +66,8 @@ class Connection(asyncio.Protocol):
     def __init__(self, server: Server, door_factory: DoorFactory) -> None:
         self.server = server
         self.door_factory = door_factory
-        self.out: list[bytes] = []
+        #: Queued output: bytes, and room batch buffers shared with other members.
+        self.out: list[bytes | bytearray] = []
         self.dirty = False
         self.closing = False
         self.closed = False
@@ -196,6 +197,17 @@ class Connection(asyncio.Protocol):
 
     def send(self, data: bytes) -> None:
         if data and not self.closing:
+            # Anything but a room batch closes the open batch: later room
+            # messages must come after this, for every recipient.
+            self.server.batch = None
+            self.out.append(data)
+            if not self.dirty:
+                self.dirty = True
+                self.server.mark_dirty(self)
+
+    def attach(self, data: bytes | bytearray) -> None:
+        """Queue a room batch's buffer (or one message of it) without closing the batch."""
+        if not self.closing:
             self.out.append(data)
             if not self.dirty:
                 self.dirty = True
@@ -221,6 +233,22 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
 
+class RoomBatch:
+    """A room's messages for this loop turn: one growing buffer per door
+    variant, queued once to each member. A member that speaks is fed the
+    rest one by one instead (it must not get its own message back)."""
+
+    __slots__ = ("bufs", "detached", "doors", "to")
+
+    def __init__(self, to: tuple[int, ...]) -> None:
+        #: The room's recipients tuple: the hub makes a new one whenever
+        #: membership changes, so identity says "same room, same members".
+        self.to = to
+        self.bufs: dict[object, bytearray] = {}
+        self.doors: dict[object, Door] = {}
+        self.detached: dict[int, Connection] = {}
+
+
 class Server:
     """Runs every connection's commands through the hub and fans events out."""
 
@@ -239,6 +267,9 @@ class Server:
         self.servers: list[asyncio.Server] = []
         self._expiry: asyncio.TimerHandle | None = None
         self._all_gone: asyncio.Event | None = None
+        #: The open room batch, if any. Only one is open at a time, and any other
+        #: output closes it: that keeps order per sender and per room.
+        self.batch: RoomBatch | None = None
 
     def new_sid(self) -> int:
         self._next_sid += 1
@@ -321,20 +352,8 @@ class Server:
                 if line is not None:
                     log.info("%s", line)
             exclude = d.exclude
-            if type(ev) is Message:
-                # The hot path: render once per variant, same bytes to all.
-                cache: dict[object, bytes] = {}
-                for sid in d.to:
-                    if sid == exclude:
-                        continue
-                    conn = conns.get(sid)
-                    if conn is None:
-                        continue
-                    door = conn.door
-                    data = cache.get(door.variant)
-                    if data is None:
-                        data = cache[door.variant] = door.render(ev)
-                    conn.send(data)
+            if type(ev) is Message and len(d.to) > 1:
+                self._deliver_room_message(d, ev)
                 continue
             closing = type(ev) is Closing
             for sid in d.to:
@@ -347,6 +366,56 @@ class Server:
                 if closing:
                     conn.finish()
 
+    def _deliver_room_message(self, d: Delivery, ev: Message) -> None:
+        """The hot path: each message is rendered once per variant and appended
+        once to the room's batch, however many members the room has."""
+        conns = self.conns
+        sender = d.exclude
+        batch = self.batch
+        if batch is None or batch.to is not d.to:
+            batch = self._open_batch(d.to, sender)
+        elif sender not in batch.detached:
+            conn = conns.get(sender)
+            if conn is not None:
+                # The sender has had this batch so far: freeze its copy here.
+                out = conn.out
+                if out and out[-1] is batch.bufs.get(conn.door.variant):
+                    out[-1] = bytes(out[-1])
+                batch.detached[sender] = conn
+        rendered: dict[object, bytes] = {}
+        for variant, buf in batch.bufs.items():
+            data = rendered[variant] = batch.doors[variant].render(ev)
+            buf += data
+        for sid, conn in batch.detached.items():
+            if sid == sender:
+                continue
+            variant = conn.door.variant
+            one = rendered.get(variant)
+            if one is None:
+                one = rendered[variant] = conn.door.render(ev)
+            conn.attach(one)
+
+    def _open_batch(self, to: tuple[int, ...], sender: int) -> RoomBatch:
+        batch = RoomBatch(to)
+        self.batch = None  # the old batch (if any) is done
+        conns = self.conns
+        bufs = batch.bufs
+        for sid in to:
+            conn = conns.get(sid)
+            if conn is None or conn.closing:
+                continue
+            if sid == sender:
+                batch.detached[sid] = conn
+                continue
+            variant = conn.door.variant
+            buf = bufs.get(variant)
+            if buf is None:
+                buf = bufs[variant] = bytearray()
+                batch.doors[variant] = conn.door
+            conn.attach(buf)
+        self.batch = batch
+        return batch
+
     def mark_dirty(self, conn: Connection) -> None:
         if not self._dirty:
             self.loop.call_soon(self.flush)
@@ -354,6 +423,7 @@ class Server:
 
     def flush(self) -> None:
         """Write each dirty connection once; cut off any whose backlog passed the bound."""
+        self.batch = None  # what is queued goes out now: nothing may grow it further
         dirty, self._dirty = self._dirty, []
         sendq = self.sendq
         for conn in dirty:
