@@ -62,9 +62,12 @@ class Leave:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Say:
-    """Speak in ``room``, or the current room when it is None."""
+    """Speak in ``room``, or the current room when it is None.
+
+    Not frozen only for speed (one is made per message): never change one.
+    """
 
     room: str | None
     text: str

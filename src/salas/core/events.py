@@ -51,9 +51,12 @@ class Left:
     by: UserRef | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
-    """A room message; ``id`` orders a room's history."""
+    """A room message; ``id`` orders a room's history.
+
+    Not frozen only for speed (one is made per message): never change one.
+    """
 
     id: int
     time: float
@@ -269,9 +272,12 @@ Event = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delivery:
-    """``event`` goes to every session in ``to`` except ``exclude``."""
+    """``event`` goes to every session in ``to`` except ``exclude``.
+
+    Not frozen only for speed (one or more per command): never change one.
+    """
 
     to: tuple[int, ...]
     event: Event

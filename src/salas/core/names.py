@@ -28,8 +28,13 @@ GUEST_PREFIX = "guest"
 
 
 def fold(name: str) -> str:
-    """The key two names are compared by (ASCII case mapping)."""
-    return name.translate(_FOLD)
+    """The key two names are compared by (ASCII case mapping).
+
+    An already-folded name comes back as the same object: the hub keys every
+    user by this, and a second copy of each name would cost memory per client.
+    """
+    folded = name.translate(_FOLD)
+    return name if folded == name else folded
 
 
 def valid_name(name: str) -> bool:

@@ -20,6 +20,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -37,6 +38,13 @@ log = logging.getLogger("salas")
 
 DoorFactory = Callable[[int, str, int], Door]
 
+#: The shared "nothing queued" list: never appended to (``send`` replaces it).
+NOTHING_QUEUED: list[bytes | bytearray] = []
+
+#: Seconds between sweeps of every connection's timers (registration deadline,
+#: IRC PING): the resolution of those timers.
+SWEEP_PERIOD = 0.5
+
 
 class Connection(asyncio.Protocol):
     """One client socket: bytes to its door, inputs to the server, bytes back."""
@@ -45,8 +53,6 @@ class Connection(asyncio.Protocol):
         "_drain_handle",
         "_lag_told",
         "_pending",
-        "_reg_timer",
-        "_tick_timer",
         "closed",
         "closing",
         "dirty",
@@ -55,6 +61,7 @@ class Connection(asyncio.Protocol):
         "gate",
         "host",
         "last_rx",
+        "next_tick",
         "out",
         "port",
         "reason",
@@ -67,18 +74,19 @@ class Connection(asyncio.Protocol):
         self.server = server
         self.door_factory = door_factory
         #: Queued output: bytes, and room batch buffers shared with other members.
-        self.out: list[bytes | bytearray] = []
+        #: Emptied (and dropped) at every flush, so an idle client holds no list.
+        self.out: list[bytes | bytearray] = NOTHING_QUEUED
         self.dirty = False
         self.closing = False
         self.closed = False
         self.reason = ""
         self.gate: FloodGate | None = None
-        self._pending: deque[Input] = deque()
+        #: Inputs waiting for flood tokens; made on first need (most never need one).
+        self._pending: deque[Input] | None = None
         self._drain_handle: asyncio.TimerHandle | None = None
-        self._reg_timer: asyncio.TimerHandle | None = None
-        self._tick_timer: asyncio.TimerHandle | None = None
         self._lag_told = False
         self.last_rx = time.monotonic()
+        self.next_tick = 0.0
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -86,7 +94,8 @@ class Connection(asyncio.Protocol):
         # uvloop's transports quack like asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername") or ("?", 0)
-        self.host, self.port = str(peer[0]), int(peer[1])
+        # Interned: thousands of clients share a few addresses, so share the strings.
+        self.host, self.port = sys.intern(str(peer[0])), int(peer[1])
         sock = transport.get_extra_info("socket")
         if sock is not None:
             # Output is already batched per loop turn, so Nagle only adds latency.
@@ -105,24 +114,21 @@ class Connection(asyncio.Protocol):
         start = self.door.start()
         if not start:
             # The door waits for the client to introduce itself: not for ever.
-            self._reg_timer = server.loop.call_later(
-                server.config.limits.register_timeout, self._registration_check
-            )
+            server.unnamed[self.sid] = self.last_rx + server.config.limits.register_timeout
         interval = self.door.tick_interval
         if interval:
-            self._tick_timer = server.loop.call_later(interval, self._tick)
+            self.next_tick = self.last_rx + interval  # 0.0: no ticks for this door
         for item in start:
             self.server.run(self, item)
 
-    def _tick(self) -> None:
-        self._tick_timer = None
-        if self.closing:
-            return
-        for item in self.door.tick(time.monotonic() - self.last_rx):
-            self.server.run(self, item)
+    def tick(self, now: float) -> None:
+        """The server's sweep found this connection's timers due."""
         interval = self.door.tick_interval
-        if interval and not self.closing:
-            self._tick_timer = self.server.loop.call_later(interval, self._tick)
+        if not interval or self.closing:
+            return
+        self.next_tick = now + interval
+        for item in self.door.tick(now - self.last_rx):
+            self.server.run(self, item)
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -139,20 +145,22 @@ class Connection(asyncio.Protocol):
                 if self.stopped():
                     return
             return
-        self._pending.extend(items)
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = deque()
+        pending.extend(items)
         if self._drain_handle is None:
             self._drain()
-        elif len(self._pending) > gate.policy.max_queue:
+        elif len(pending) > gate.policy.max_queue:
             self.kill("Excess flood")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.closing = True
-        for handle in (self._drain_handle, self._reg_timer, self._tick_timer):
-            if handle is not None:
-                handle.cancel()
-        self._pending.clear()
-        self.out.clear()
+        if self._drain_handle is not None:
+            self._drain_handle.cancel()
+        self._pending = None
+        self.out = NOTHING_QUEUED
         reason = self.reason or ("Connection reset" if exc is not None else "Connection closed")
         self.server.connection_gone(self, reason)
 
@@ -168,6 +176,7 @@ class Connection(asyncio.Protocol):
         gate = self.gate
         assert gate is not None
         pending = self._pending
+        assert pending is not None
         loop = self.server.loop
         while pending and not self.closing:
             now = time.monotonic()
@@ -188,11 +197,6 @@ class Connection(asyncio.Protocol):
         if not pending:
             self._lag_told = False
 
-    def _registration_check(self) -> None:
-        self._reg_timer = None
-        if self.sid not in self.server.hub.users and not self.closing:
-            self.kill("Registration timed out")
-
     # -- output -------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
@@ -200,7 +204,10 @@ class Connection(asyncio.Protocol):
             # Anything but a room batch closes the open batch: later room
             # messages must come after this, for every recipient.
             self.server.batch = None
-            self.out.append(data)
+            if self.out is NOTHING_QUEUED:
+                self.out = [data]
+            else:
+                self.out.append(data)
             if not self.dirty:
                 self.dirty = True
                 self.server.mark_dirty(self)
@@ -208,7 +215,10 @@ class Connection(asyncio.Protocol):
     def attach(self, data: bytes | bytearray) -> None:
         """Queue a room batch's buffer (or one message of it) without closing the batch."""
         if not self.closing:
-            self.out.append(data)
+            if self.out is NOTHING_QUEUED:
+                self.out = [data]
+            else:
+                self.out.append(data)
             if not self.dirty:
                 self.dirty = True
                 self.server.mark_dirty(self)
@@ -266,6 +276,10 @@ class Server:
         self.log_settings = config.log
         self.servers: list[asyncio.Server] = []
         self._expiry: asyncio.TimerHandle | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        #: Connections that have not registered yet, and when they must have.
+        self.unnamed: dict[int, float] = {}
+
         self._all_gone: asyncio.Event | None = None
         #: The open room batch, if any. Only one is open at a time, and any other
         #: output closes it: that keeps order per sender and per room.
@@ -322,6 +336,7 @@ class Server:
     def connection_gone(self, conn: Connection, reason: str) -> None:
         if self.conns.get(conn.sid) is conn:
             del self.conns[conn.sid]
+        self.unnamed.pop(conn.sid, None)
         self.log_gone(conn, reason)
         if not self.conns and self._all_gone is not None:
             self._all_gone.set()
@@ -429,11 +444,10 @@ class Server:
         for conn in dirty:
             conn.dirty = False
             out = conn.out
-            if conn.closed:
-                out.clear()
+            conn.out = NOTHING_QUEUED
+            if conn.closed or not out:
                 continue
             data = out[0] if len(out) == 1 else b"".join(out)
-            out.clear()
             transport = conn.transport
             transport.write(data)
             if transport.get_write_buffer_size() > sendq:
@@ -463,7 +477,25 @@ class Server:
                 addr: Any = sock.getsockname()
                 bound.append((listen.door, str(addr[0]), int(addr[1])))
         self._schedule_expiry()
+        self._sweeper = self.loop.call_later(SWEEP_PERIOD, self._sweep)
         return bound
+
+    def _sweep(self) -> None:
+        """Every connection's timers in one pass: registration deadlines and door ticks.
+        One timer for the server, not one per connection (memory, and wakeups)."""
+        now = time.monotonic()
+        users = self.hub.users
+        for sid, deadline in list(self.unnamed.items()):
+            if sid in users:
+                del self.unnamed[sid]
+            elif now >= deadline:
+                del self.unnamed[sid]
+                conn = self.conns.get(sid)
+                if conn is not None and not conn.closing:
+                    conn.kill("Registration timed out")
+        for conn in [c for c in self.conns.values() if c.next_tick and now >= c.next_tick]:
+            conn.tick(now)
+        self._sweeper = self.loop.call_later(SWEEP_PERIOD, self._sweep)
 
     def _schedule_expiry(self) -> None:
         period = max(1.0, min(60.0, self.config.limits.empty_room_ttl / 2))
@@ -477,8 +509,9 @@ class Server:
 
     async def shutdown(self, reason: str, grace: float = 3.0) -> None:
         """Tell everyone, stop accepting, write what is queued, close every connection."""
-        if self._expiry is not None:
-            self._expiry.cancel()
+        for handle in (self._expiry, self._sweeper):
+            if handle is not None:
+                handle.cancel()
         for srv in self.servers:
             srv.close()
         self.deliver(self.hub.shutdown(reason))

@@ -24,34 +24,34 @@ class LineBuffer:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._buf = bytearray()
+        # Immutable and usually empty (the shared b""): nothing held per idle client.
+        self._buf = b""
         self._skipping = False
 
     def feed(self, data: bytes) -> list[bytes | TooLong]:
         out: list[bytes | TooLong] = []
-        buf = self._buf
         start = 0
         end = len(data)
         while start < end:
             nl = data.find(b"\n", start)
             if nl < 0:
                 if not self._skipping:
-                    buf += data[start:]
+                    buf = self._buf + data[start:]
                     # A held \r may still end a line of exactly ``limit`` bytes.
                     over = len(buf) - self.limit
                     if over > 1 or (over == 1 and not buf.endswith(b"\r")):
                         out.append(TooLong(self.limit))
-                        buf.clear()
+                        buf = b""
                         self._skipping = True
+                    self._buf = buf
                 break
             if self._skipping:
                 self._skipping = False
                 start = nl + 1
                 continue
-            if buf:
-                buf += data[start:nl]
-                line = bytes(buf)
-                buf.clear()
+            if self._buf:
+                line = self._buf + data[start:nl]
+                self._buf = b""
             else:
                 line = data[start:nl]
             start = nl + 1

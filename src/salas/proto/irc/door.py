@@ -148,6 +148,12 @@ def _iso(ts: float) -> str:
     )
 
 
+NO_CAPS: frozenset[str] = frozenset()
+PLAIN_VARIANT = ("irc", False, False, False)
+#: One variant tuple per combination, shared by every connection that has it.
+_VARIANTS: dict[tuple[object, ...], tuple[object, ...]] = {PLAIN_VARIANT: PLAIN_VARIANT}
+
+
 @dataclass
 class _Label:
     label: str
@@ -156,6 +162,30 @@ class _Label:
 
 class IrcDoor:
     door: ClassVar[str] = "irc"
+
+    # Thousands of these sit idle at once: slots, and nothing made before it is needed.
+    __slots__ = (
+        "_batch_seq",
+        "_buf",
+        "_label",
+        "_last_quit",
+        "_ping_token",
+        "cap_version",
+        "caps",
+        "channels",
+        "host",
+        "info",
+        "negotiating",
+        "nick",
+        "oper",
+        "port",
+        "realname",
+        "registered",
+        "sid",
+        "tick_interval",
+        "username",
+        "variant",
+    )
 
     def __init__(self, sid: int, host: str, port: int, info: IrcInfo | None = None) -> None:
         self.sid = sid
@@ -169,8 +199,10 @@ class IrcDoor:
         self.realname = ""
         self.negotiating = False
         self.cap_version = 0
-        self.caps: set[str] = set()
-        self.channels: dict[str, str] = {}  # folded room name -> room name
+        #: Enabled capabilities; replaced (not changed in place) on CAP REQ.
+        self.caps: frozenset[str] = NO_CAPS
+        #: Folded room name -> room name; made on the first join.
+        self.channels: dict[str, str] | None = None
         self.oper = False
         # Often enough that neither the PING nor the timeout after it comes late.
         self.tick_interval: float | None = min(self.info.ping_interval, self.info.ping_timeout) / 2
@@ -178,7 +210,7 @@ class IrcDoor:
         self._last_quit = -1
         self._label: _Label | None = None
         self._batch_seq = 0
-        self.variant: object = ("irc",)
+        self.variant: object = PLAIN_VARIANT
 
     # -- the door protocol ----------------------------------------------------
 
@@ -211,6 +243,11 @@ class IrcDoor:
                 continue
             if not raw.strip():
                 continue
+            if self.registered and raw[0] != 64:  # no tags ("@"): maybe the hot path
+                fast = self._fast_message(raw)
+                if fast is not None:
+                    out.append(fast)
+                    continue
             try:
                 line = parse(raw)
             except IrcParseError as err:
@@ -219,6 +256,34 @@ class IrcDoor:
                 continue
             out.append(Deferred(partial(self._run_line, line)))
         return out
+
+    def _fast_message(self, raw: bytes) -> Input | None:
+        """A plain ``PRIVMSG``/``NOTICE`` to one target from a registered client, straight
+        to a command: the hot path skips the general parser. None: take the long way."""
+        if raw.startswith(b"PRIVMSG "):
+            kind: c.MessageKind = "say"
+            rest = raw[8:]
+        elif raw.startswith(b"NOTICE "):
+            kind = "notice"
+            rest = raw[7:]
+        else:
+            return None
+        target, sep, body = rest.partition(b" :")
+        if not sep or not body or not target or b" " in target or b"," in target:
+            return None
+        if len(raw) > MAX_LINE - 2 or b"\x00" in body:
+            return None
+        try:
+            text = body.decode()
+            name = target.decode()
+        except UnicodeDecodeError:
+            return None
+        if kind == "say" and text.startswith("\x01ACTION "):
+            kind = "action"
+            text = text[8:].rstrip("\x01")
+        if name[0] == "#":
+            return c.Say(name[1:], text, kind) if len(name) > 1 else None
+        return c.Tell(name, text, kind)
 
     def _run_line(self, line: Line) -> list[Input]:
         """A line's inputs, worked out when its turn comes (after what came before it ran)."""
@@ -290,12 +355,13 @@ class IrcDoor:
         return tags
 
     def _set_variant(self) -> None:
-        self.variant = (
+        key = (
             "irc",
             "server-time" in self.caps,
             "message-tags" in self.caps,
             "account-tag" in self.caps,
         )
+        self.variant = _VARIANTS.setdefault(key, key)
 
     # -- commands ----------------------------------------------------------------
 
@@ -343,7 +409,7 @@ class IrcDoor:
                 self.cap_version, int(version) if version.isascii() and version.isdigit() else 0
             )
             if self.cap_version >= 302:
-                self.caps.add("cap-notify")
+                self.caps = self.caps | {"cap-notify"}
             return [self._local(self._cap_lines("LS", ls_tokens(self.cap_version)))]
         if sub == "LIST":
             return [self._local(self._cap_lines("LIST", sorted(self.caps)))]
@@ -359,11 +425,13 @@ class IrcDoor:
                     )
                 ]
             echo_before = "echo-message" in self.caps
+            caps = set(self.caps)
             for w in wanted:
                 if w.startswith("-"):
-                    self.caps.discard(w[1:])
+                    caps.discard(w[1:])
                 else:
-                    self.caps.add(w)
+                    caps.add(w)
+            self.caps = frozenset(caps)
             self._set_variant()
             out: list[Input] = [
                 self._local(
@@ -446,7 +514,8 @@ class IrcDoor:
             if not chan.startswith("#") or not valid_room(chan[1:]):
                 out.append(self._local(self._num(n.ERR_NOSUCHCHANNEL, chan, "No such channel")))
                 continue
-            if len(self.channels) >= CHANLIMIT and fold(chan[1:]) not in self.channels:
+            joined = self.channels or {}
+            if len(joined) >= CHANLIMIT and fold(chan[1:]) not in joined:
                 out.append(
                     self._local(
                         self._num(n.ERR_TOOMANYCHANNELS, chan, "You have joined too many channels")
@@ -675,6 +744,8 @@ class IrcDoor:
                 return build("TAGMSG", dest, source=prefix(s), tags=tags)
             case Joined(room=room, user=u, realname=real):
                 if u.sid == me:
+                    if self.channels is None:
+                        self.channels = {}
                     self.channels[fold(room)] = room
                 tags = self._tags(account=u.account)
                 if "extended-join" in self.caps:
@@ -808,7 +879,7 @@ class IrcDoor:
     def _left(self, room: str, u: UserRef, kind: str, why: str, by: UserRef | None) -> bytes:
         why = _short(why)
         me = u.sid == self.sid
-        if me:
+        if me and self.channels:
             self.channels.pop(fold(room), None)
         chan = "#" + room
         tags = self._tags()
