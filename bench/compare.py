@@ -73,6 +73,36 @@ SCENARIOS: dict[str, tuple[list[str], str]] = {
         "kb_per_conn",
     ),
 }
+#: How cost per delivery grows with work (salas alone): members in one room, then
+#: rooms of ten. Senders scale so each room has traffic; window 16 as above.
+SCALE: dict[str, list[str]] = {
+    "1 room of 10": ["--clients", "10", "--senders", "2"],
+    "1 room of 100": ["--clients", "100", "--senders", "5"],
+    "1 room of 1000": ["--clients", "1000", "--senders", "5"],
+    "1 room of 5000": [
+        "--clients",
+        "5000",
+        "--senders",
+        "5",
+        "--max-pending",
+        "2500",
+        "--setup-timeout",
+        "300",
+    ],
+    "10 rooms of 10": ["--clients", "100", "--channels", "10", "--senders", "10"],
+    "100 rooms of 10": ["--clients", "1000", "--channels", "100", "--senders", "100"],
+    "1000 rooms of 10": [
+        "--clients",
+        "10000",
+        "--channels",
+        "1000",
+        "--senders",
+        "1000",
+        "--max-pending",
+        "2500",
+    ],
+}
+
 #: For each figure, whether more is better.
 HIGHER_IS_BETTER = {"deliveries_per_s": True, "p99_us": False, "kb_per_conn": False}
 
@@ -283,7 +313,12 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="short phases: a smoke run, not a measurement"
     )
     parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument(
+        "--scale", action="store_true", help="salas alone: cost per delivery as rooms grow"
+    )
     args = parser.parse_args(argv)
+    if args.scale:
+        return scale(args.quick)
     scenarios = [s for s in args.scenarios.split(",") if s]
     for s in scenarios:
         if s not in SCENARIOS:
@@ -339,6 +374,57 @@ def main(argv: list[str] | None = None) -> int:
     (outdir / "summary.md").write_text(summary)
     print(table)
     print(f"raw results and summary: {outdir}")
+    return 0
+
+
+def scale(quick: bool) -> int:
+    """Server CPU per delivery (µs) for growing rooms and more rooms: it should stay flat."""
+    ircload = build_ircload()
+    rows = [
+        "| load | deliveries/s | server CPU % | µs of server CPU per delivery |",
+        "|---|---|---|---|",
+    ]
+    extra = ["--warmup", "0.5", "--duration", "2", "--drain", "2"] if quick else []
+    with tempfile.TemporaryDirectory(prefix="salas-scale-") as tmp:
+        for label, args in SCALE.items():
+            wait_quiet()
+            with running("salas", Path(tmp) / label.replace(" ", "-")) as srv:
+                cmd = pinned(
+                    [
+                        str(ircload),
+                        "--mode",
+                        "fanout",
+                        "--window",
+                        "16",
+                        "--quickack",
+                        *args,
+                        "--port",
+                        str(srv.port),
+                        "--pid",
+                        str(srv.proc.pid),
+                        *extra,
+                    ],
+                    LOAD_CPU,
+                )
+                done = subprocess.run(
+                    cmd,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    preexec_fn=raise_fd_limit,
+                )
+            lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+            if not lines:
+                rows.append(f"| {label} | failed: {(done.stderr or done.stdout)[-200:]!r} | | |")
+                continue
+            r = json.loads(lines[-1])
+            rate = float(r.get("deliveries_per_s", 0) or 0)
+            cpu = float(r.get("server_cpu_pct", 0) or 0)
+            per = cpu / 100 / rate * 1e6 if rate else float("nan")
+            lost = f" ({r['lost']} lost)" if r.get("lost") else ""
+            rows.append(f"| {label} | {rate:,.0f}{lost} | {cpu:.0f} | {per:.3f} |")
+            print(rows[-1], file=sys.stderr)
+    print("\n".join(rows))
     return 0
 
 

@@ -371,13 +371,22 @@ class Server:
                 self._deliver_room_message(d, ev)
                 continue
             closing = type(ev) is Closing
+            shared: dict[object, bytes] = {}
             for sid in d.to:
                 if sid == exclude:
                     continue
                 conn = conns.get(sid)
                 if conn is None:
                     continue
-                conn.send(conn.door.render(ev))
+                door = conn.door
+                key = door.shared_key(ev) if len(d.to) > 2 else None
+                if key is None:
+                    conn.send(door.render(ev))
+                else:
+                    data = shared.get(key)
+                    if data is None:
+                        data = shared[key] = door.render(ev)
+                    conn.send(data)
                 if closing:
                     conn.finish()
 

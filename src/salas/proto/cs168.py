@@ -165,6 +165,11 @@ class Cs168Door:
             return c.ListRooms()
         return frames(INVALID_CONTROL_MESSAGE.format(word))
 
+    def shared_key(self, event: Event) -> object | None:
+        if type(event) in (Joined, Left) and event.user.sid != self.sid:  # type: ignore[union-attr]
+            return self.variant
+        return None
+
     def render_error_close(self, reason: str) -> bytes:
         return frames(f"Disconnected: {reason}")
 

@@ -49,6 +49,12 @@ class Door(Protocol):
         """The bytes this connection gets for ``event`` (may be empty)."""
         ...
 
+    def shared_key(self, event: Event) -> object | None:
+        """When this connection's bytes for ``event`` are the same as for every other
+        connection with the same key, that key (the fan-out renders once per key);
+        None when they depend on this connection (its own join, per-client state)."""
+        ...
+
     def render_error_close(self, reason: str) -> bytes:
         """Last words when the server cuts the connection off (flood, send queue, timeout)."""
         ...

@@ -337,6 +337,11 @@ class LineDoor:
                 out.append(parsed)
         return out
 
+    def shared_key(self, event: Event) -> object | None:
+        if type(event) in (Joined, Left) and event.user.sid != self.sid:  # type: ignore[union-attr]
+            return self.variant
+        return None
+
     def render_error_close(self, reason: str) -> bytes:
         return _line(f"! Disconnected: {reason}")
 

@@ -217,6 +217,16 @@ class IrcDoor:
     def start(self) -> list[Input]:
         return []
 
+    def shared_key(self, event: Event) -> object | None:
+        """Someone else's join, part or kick renders the same for every client with the
+        same variant (and extended-join). A QUIT does not: it is sent once per client."""
+        t = type(event)
+        if t is Joined and event.user.sid != self.sid:  # type: ignore[union-attr]
+            return (self.variant, "extended-join" in self.caps)
+        if t is Left and event.user.sid != self.sid and event.kind != "quit":  # type: ignore[union-attr]
+            return self.variant
+        return None
+
     def render_error_close(self, reason: str) -> bytes:
         return build("ERROR", f"Closing Link: {self.host} ({reason})")
 
