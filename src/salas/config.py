@@ -105,6 +105,26 @@ class LogSettings:
 
 
 @dataclass(slots=True)
+class StoreSettings:
+    #: "" (SQLite in the data dir), "sqlite:///PATH", or "memory:" (nothing kept).
+    url: str = ""
+    #: Wait for the disk at every commit: survives a power cut, not only a crash.
+    fsync: bool = False
+
+
+@dataclass(slots=True)
+class HistorySettings:
+    #: Messages shown to someone joining a room (0: none).
+    on_join: int = 20
+    #: Most messages one request (/history, CHATHISTORY) returns.
+    max_request: int = 1000
+    #: Forget messages older than this many days (0: keep them).
+    retention_days: float = 0.0
+    #: Keep at most this many messages per room (0: no cap).
+    retention_messages: int = 0
+
+
+@dataclass(slots=True)
 class Operator:
     name: str
     password: str
@@ -116,6 +136,8 @@ class Config:
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     irc: IrcSettings = field(default_factory=IrcSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    history: HistorySettings = field(default_factory=HistorySettings)
     operators: list[Operator] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -145,6 +167,8 @@ _SECTIONS: dict[str, type] = {
     "limits": LimitsSettings,
     "irc": IrcSettings,
     "log": LogSettings,
+    "store": StoreSettings,
+    "history": HistorySettings,
 }
 
 
@@ -283,3 +307,22 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("irc.ping_interval and irc.ping_timeout: must be at least 1 second")
     if not cfg.server.lobby:
         raise ConfigError("server.lobby: must not be empty")
+    store_path(cfg)  # a url this build can't open is refused now, not at start
+    if cfg.history.max_request < 1:
+        raise ConfigError("history.max_request: must be at least 1")
+
+
+def store_path(cfg: Config) -> Path | None:
+    """The SQLite file the ``[store] url`` names (None for ``memory:``)."""
+    url = cfg.store.url
+    if url == "memory:":
+        return None
+    if not url:
+        return cfg.data_path() / "salas.db"
+    if url.startswith("sqlite://"):
+        rest = url[len("sqlite://") :]
+        if rest.startswith("/") and len(rest) > 1:
+            return Path(rest)
+    raise ConfigError(
+        f'store.url: expected "" (SQLite in the data dir), sqlite:///PATH or memory:, got {url!r}'
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 MessageKind = Literal["say", "action", "notice"]
@@ -216,6 +216,71 @@ class LeaveAll:
 
 
 @dataclass(frozen=True, slots=True)
+class Bound:
+    """A point in history: a message id, or a time (seconds since the epoch)."""
+
+    id: int | None = None
+    time: float | None = None
+
+
+HistoryMode = Literal["latest", "before", "after", "around", "between"]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchHistory:
+    """Messages of a room (``room``) or of one's private conversation with
+    ``target``. ``latest``: the newest, after ``start`` if given; ``before`` /
+    ``after`` / ``around`` ``start``; ``between`` ``start`` and ``end``.
+    ``target`` None: the current room."""
+
+    target: str | None
+    room: bool = True
+    limit: int = 50
+    mode: HistoryMode = "latest"
+    start: Bound | None = None
+    end: Bound | None = None
+    #: The door's token to pair the answer with the request (IRC labels, batches).
+    tag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchTargets:
+    """Conversations with messages between two times (IRC ``CHATHISTORY TARGETS``)."""
+
+    since: float
+    until: float
+    limit: int = 50
+    tag: str = ""
+
+
+# Account commands carry passwords: the server checks them off the event loop
+# (hashing is slow on purpose) and then tells the hub what was proven.
+
+
+@dataclass(frozen=True, slots=True)
+class LogIn:
+    """``name`` None: the current name. ``how``: ``login`` (rename to the
+    account's name, as the line door does) or ``sasl`` (keep the nick)."""
+
+    name: str | None
+    password: str = field(repr=False)
+    how: Literal["login", "sasl"] = "login"
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterAccount:
+    """Register the current name as an account with this password."""
+
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePassword:
+    old: str = field(repr=False)
+    new: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Quit:
     reason: str = ""
 
@@ -246,5 +311,13 @@ Command = (
     | BecomeOper
     | DropOper
     | LeaveAll
+    | FetchHistory
+    | FetchTargets
+    | LogIn
+    | RegisterAccount
+    | ChangePassword
     | Quit
 )
+
+#: Commands the server runs itself (they carry passwords) before the hub hears the outcome.
+ACCOUNT_COMMANDS = (LogIn, RegisterAccount, ChangePassword)

@@ -139,3 +139,50 @@ class RoomProtected(ChatError):
     """The lobby and other permanent rooms can't be closed or renamed."""
 
     room: str
+
+
+# -- accounts and the store ------------------------------------------------
+
+
+@dataclass(eq=True)
+class NameReserved(ChatError):
+    """The name belongs to an account: only someone logged in to it may use it."""
+
+    name: str
+
+
+@dataclass(eq=True)
+class LoginFailed(ChatError):
+    """Wrong name or password: deliberately silent about which."""
+
+
+@dataclass(eq=True)
+class AccountExists(ChatError):
+    name: str
+
+
+@dataclass(eq=True)
+class PasswordInvalid(ChatError):
+    reason: str
+
+
+@dataclass(eq=True)
+class NotLoggedIn(ChatError):
+    pass
+
+
+@dataclass(eq=True)
+class AlreadyLoggedIn(ChatError):
+    account: str
+
+
+@dataclass(eq=True)
+class TryLater(ChatError):
+    """Too many attempts, or the server is busy: nothing was done."""
+
+    reason: str
+
+
+@dataclass(eq=True)
+class StoreUnavailable(ChatError):
+    """The history store can't write: messages are refused rather than lost."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from salas.core.commands import Command, MessageKind, ModeChange
+from salas.core.commands import Bound, Command, HistoryMode, MessageKind, ModeChange
 from salas.core.errors import ChatError
 from salas.core.model import Member, RoomInfo, UserInfo, UserRef
 
@@ -242,6 +242,91 @@ class Closing:
     kind: Literal["quit", "kill", "shutdown", "error"] = "quit"
 
 
+# -- history ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryWanted:
+    """A checked history request. Never rendered: the server answers it from
+    the store (after every message already said is written) with a HistoryReply."""
+
+    target: str
+    #: The room's id in the store, or 0 for a private conversation.
+    room_id: int
+    #: The asker's name and account: private history is kept per account.
+    me: str
+    account: str | None
+    mode: HistoryMode
+    start: Bound | None
+    end: Bound | None
+    limit: int
+    tag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryReply:
+    """Stored messages, oldest first. ``reason``: ``join`` (what a newcomer is
+    shown) or ``request``. ``target`` is the room, or the other person."""
+
+    target: str
+    room: bool
+    messages: tuple[Message | Private, ...]
+    reason: Literal["join", "request"] = "request"
+    tag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetsWanted:
+    """A checked ``FetchTargets``; answered by the server like HistoryWanted."""
+
+    me: str
+    account: str | None
+    #: The asker's rooms: store id -> name.
+    rooms: tuple[tuple[int, str], ...]
+    since: float
+    until: float
+    limit: int
+    tag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryTargets:
+    """Conversations and the time of their latest message, oldest first."""
+
+    targets: tuple[tuple[str, bool, float], ...]
+    tag: str = ""
+
+
+# -- accounts --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedIn:
+    """To the session that proved its password. ``name``: its name now."""
+
+    account: str
+    name: str
+    how: Literal["login", "sasl", "register"] = "login"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRegistered:
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordChanged:
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountChanged:
+    """To those who share a room with ``user``: it logged in (IRC account-notify)."""
+
+    user: UserRef
+    account: str | None
+
+
 Event = (
     Welcome
     | Joined
@@ -269,6 +354,14 @@ Event = (
     | ServerNotice
     | Failed
     | Closing
+    | HistoryWanted
+    | HistoryReply
+    | TargetsWanted
+    | HistoryTargets
+    | LoggedIn
+    | AccountRegistered
+    | PasswordChanged
+    | AccountChanged
 )
 
 

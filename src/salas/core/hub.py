@@ -9,6 +9,7 @@ to its sender and leaves the state exactly as it was.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 from salas.core import commands as c
 from salas.core import errors as e
 from salas.core.events import (
+    AccountChanged,
+    AccountRegistered,
     AwayChanged,
     BanList,
     Closing,
@@ -24,21 +27,26 @@ from salas.core.events import (
     Event,
     Failed,
     Found,
+    HistoryReply,
+    HistoryWanted,
     Invited,
     IsAway,
     Joined,
     Left,
+    LoggedIn,
     Message,
     ModesAre,
     ModesChanged,
     NameList,
     OperGranted,
+    PasswordChanged,
     Private,
     Renamed,
     RoomList,
     ServerNotice,
     StatsReply,
     Tagged,
+    TargetsWanted,
     TopicChanged,
     TopicIs,
     UserList,
@@ -57,6 +65,7 @@ from salas.core.names import (
     valid_name,
     valid_room,
 )
+from salas.core.records import AccountRecord, Loaded, Record, RoomClosed, RoomRecord
 
 #: Longest message text in bytes. The line door's 4 KiB line bound minus room
 #: for the command word; IRC and CS168 split longer texts when they render.
@@ -75,8 +84,17 @@ class HubSettings:
     lobby: str = "lobby"
     #: Rooms that may exist at once (each costs memory even when empty).
     max_rooms: int = 10_000
-    #: Empty rooms made by users are forgotten after this many seconds.
+    #: Empty rooms made by guests are forgotten after this many seconds
+    #: (rooms owned by an account last until they are closed).
     empty_room_ttl: float = 3600.0
+    #: Messages a newcomer to a room is shown (0: none).
+    history_on_join: int = 20
+    #: Most messages one history request may return.
+    history_max: int = 1000
+
+
+#: Reads a room's latest stored messages: (room id, room name, how many).
+RecentLoader = Callable[[int, str, int], list[Message]]
 
 
 def check_text(text: str) -> None:
@@ -90,13 +108,33 @@ def check_text(text: str) -> None:
 
 
 class Hub:
-    def __init__(self, settings: HubSettings | None = None, *, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: HubSettings | None = None,
+        *,
+        seed: int | None = None,
+        loaded: Loaded | None = None,
+        recent: RecentLoader | None = None,
+        now: float = 0.0,
+    ) -> None:
         self.settings = settings or HubSettings()
         self.users: dict[int, User] = {}
         self.by_name: dict[str, User] = {}
         self.rooms: dict[str, Room] = {}
+        #: Accounts by folded name.
+        self.accounts: dict[str, AccountRecord] = {}
+        #: Sessions that proved an account before registering (IRC SASL): sid -> key.
+        self.preauth: dict[int, str] = {}
+        #: What to keep, in order; the server hands it to the store once per loop turn.
+        self.journal: list[Record] = []
+        #: False while the store can't write: messages are refused, not lost.
+        self.store_ok = True
+        self._recent = recent
         self._rng = random.Random(seed)
         self._msg_seq = 0
+        self._room_seq = 0
+        if loaded is not None:
+            self._restore(loaded, now)
         self._handlers: dict[type, Callable[[User, Any, float, list[Delivery]], None]] = {
             c.Rename: self._rename,
             c.Join: self._join,
@@ -122,8 +160,38 @@ class Hub:
             c.BecomeOper: self._become_oper,
             c.DropOper: self._drop_oper,
             c.LeaveAll: self._leave_all,
+            c.FetchHistory: self._fetch_history,
+            c.FetchTargets: self._fetch_targets,
             c.Quit: self._quit,
         }
+
+    def _restore(self, loaded: Loaded, now: float) -> None:
+        """What the store kept: accounts, and rooms as they were, empty."""
+        self._msg_seq = loaded.last_message_id
+        self._room_seq = loaded.last_room_id
+        for account in loaded.accounts:
+            self.accounts[account.key] = account
+        lobby = fold(self.settings.lobby)
+        for r in loaded.rooms:
+            self.rooms[r.key] = Room(
+                name=r.name,
+                key=r.key,
+                created_at=r.created_at,
+                limit=r.limit,
+                password=r.password,
+                private=r.private,
+                topic=r.topic,
+                topic_by=r.topic_by,
+                topic_at=r.topic_at,
+                topic_locked="t" in r.flags,
+                no_external="n" in r.flags,
+                moderated="m" in r.flags,
+                permanent=r.key == lobby,
+                owner=r.owner,
+                bans=list(r.bans),
+                empty_since=now,
+                id=r.id,
+            )
 
     # -- entry point -------------------------------------------------------
 
@@ -173,6 +241,43 @@ class Hub:
         self._msg_seq += 1
         return self._msg_seq
 
+    def _save_room(self, room: Room) -> None:
+        flags = "".join(
+            f
+            for f, on in (("m", room.moderated), ("n", room.no_external), ("t", room.topic_locked))
+            if on
+        )
+        self.journal.append(
+            RoomRecord(
+                room.id,
+                room.key,
+                room.name,
+                room.created_at,
+                room.owner,
+                room.limit,
+                room.password,
+                room.private,
+                room.topic,
+                room.topic_by,
+                room.topic_at,
+                flags,
+                tuple(room.bans),
+            )
+        )
+
+    def _tail(self, room: Room) -> deque[Message]:
+        """The room's latest messages, read from the store the first time."""
+        tail = room.recent
+        if tail is None:
+            n = self.settings.history_on_join
+            stored = self._recent(room.id, room.name, n) if self._recent and n and room.id else []
+            tail = room.recent = deque(stored, maxlen=n)
+        return tail
+
+    def lasting(self, room: Room) -> bool:
+        """Rooms that stay when empty: the lobby, and rooms owned by an account."""
+        return room.permanent or (room.owner is not None and room.owner in self.accounts)
+
     def room_info(self, room: Room) -> RoomInfo:
         return RoomInfo(
             room.name,
@@ -221,7 +326,9 @@ class Hub:
     def _register(self, sid: int, cmd: c.Register, now: float, out: list[Delivery]) -> None:
         if sid in self.users:
             raise e.NameTaken(self.users[sid].name)
-        name = self._pick_name(cmd.name, cmd.uniquify)
+        key = self.preauth.pop(sid, None)
+        account = self.accounts.get(key) if key is not None else None
+        name = self._pick_name(cmd.name, cmd.uniquify, key)
         user = User(
             sid=sid,
             name=name,
@@ -233,6 +340,8 @@ class Hub:
             connected_at=now,
             last_active=now,
             echo=cmd.echo,
+            account=account.name if account is not None else None,
+            oper=account is not None and account.oper,
         )
         self.users[sid] = user
         self.by_name[fold(name)] = user
@@ -254,7 +363,12 @@ class Hub:
                 # Registered all the same; only the lobby was refused (full, too many rooms).
                 out.append(Delivery((sid,), Failed(err, join)))
 
-    def _pick_name(self, wanted: str | None, uniquify: bool) -> str:
+    def _free(self, name: str, account: str | None) -> bool:
+        """Nobody has the name, and no account but ``account`` (a key) owns it."""
+        key = fold(name)
+        return key not in self.by_name and (key not in self.accounts or key == account)
+
+    def _pick_name(self, wanted: str | None, uniquify: bool, account: str | None = None) -> str:
         if wanted is None:
             return self._guest_name()
         if not valid_name(wanted):
@@ -263,21 +377,23 @@ class Hub:
             wanted = sanitize_name(wanted)
             if not valid_name(wanted):
                 return self._guest_name()
-        if fold(wanted) not in self.by_name:
+        if self._free(wanted, account):
             return wanted
         if not uniquify:
-            raise e.NameTaken(wanted)
+            if fold(wanted) in self.by_name:
+                raise e.NameTaken(wanted)
+            raise e.NameReserved(wanted)
         for n in range(2, 10_000):
             suffix = str(n)
             candidate = wanted[: NAME_MAX - len(suffix)] + suffix
-            if fold(candidate) not in self.by_name:
+            if self._free(candidate, account):
                 return candidate
         return self._guest_name()
 
     def _guest_name(self) -> str:
         for _ in range(1000):
             name = guest_name(self._rng)
-            if fold(name) not in self.by_name:
+            if self._free(name, None):
                 return name
         # 90,000 guests online: fall back to a counter that can't collide.
         n = len(self.users)
@@ -294,6 +410,11 @@ class Hub:
             raise e.NameTaken(new)
         if new == user.name:
             return
+        if fold(new) in self.accounts and fold(new) != fold(user.account or ""):
+            raise e.NameReserved(new)
+        self._set_name(user, new, now, out)
+
+    def _set_name(self, user: User, new: str, now: float, out: list[Delivery]) -> None:
         old_ref = user.ref
         del self.by_name[fold(user.name)]
         user.name = new
@@ -329,7 +450,8 @@ class Hub:
         key = fold(name)
         # The lobby is everyone's, however it comes to be made: permanent, no owner.
         permanent = permanent or key == fold(self.settings.lobby)
-        return Room(name=name, key=key, created_at=now, permanent=permanent)
+        self._room_seq += 1
+        return Room(name=name, key=key, created_at=now, permanent=permanent, id=self._room_seq)
 
     def _join(
         self,
@@ -359,6 +481,7 @@ class Hub:
                 self._part(user, other, now, out)
         if room.key not in self.rooms:
             self.rooms[room.key] = room
+            self._save_room(room)
         self._enter(user, room, now, out)
 
     def _enter(self, user: User, room: Room, now: float, out: list[Delivery]) -> None:
@@ -378,6 +501,9 @@ class Hub:
                 Delivery((user.sid,), TopicIs(room.name, room.topic, room.topic_by, room.topic_at))
             )
         out.append(Delivery((user.sid,), self._name_list(room)))
+        tail = self._tail(room)
+        if tail:
+            out.append(Delivery((user.sid,), HistoryReply(room.name, True, tuple(tail), "join")))
 
     def _name_list(self, room: Room) -> NameList:
         users = self.users
@@ -427,7 +553,7 @@ class Hub:
         room.password = cmd.key or None
         room.private = cmd.private
         if not room.permanent:
-            room.owner = fold(user.name)
+            room.owner = fold(user.account or user.name)
         self._join(
             user, c.Join(cmd.room, cmd.key, create=True, switch=cmd.switch), now, out, room=room
         )
@@ -503,6 +629,8 @@ class Hub:
         ]
         user.last_active = now
         if applied:
+            if any(ch.mode not in "ov" for ch in applied):
+                self._save_room(room)
             out.append(
                 Delivery(room.recipients(), ModesChanged(room.name, user.ref, tuple(applied)))
             )
@@ -653,8 +781,15 @@ class Hub:
             and self._banned(user, room)
         ):
             raise e.CannotSend(room.name)
+        if not self.store_ok:
+            raise e.StoreUnavailable()
         user.last_active = now
         msg = Message(self._next_id(), now, room.name, user.ref, cmd.text, cmd.kind)
+        self.journal.append((room.id, msg))
+        tail = room.recent
+        if tail is None:
+            tail = self._tail(room)
+        tail.append(msg)
         out.append(Delivery(room.recipients(), msg, user.sid))
         if user.echo:
             out.append(Delivery((user.sid,), msg))
@@ -664,8 +799,11 @@ class Hub:
         if target is None:
             raise e.NoSuchUser(cmd.target)
         check_text(cmd.text)
+        if not self.store_ok:
+            raise e.StoreUnavailable()
         user.last_active = now
         msg = Private(self._next_id(), now, user.ref, target.ref, cmd.text, cmd.kind)
+        self.journal.append((0, msg))
         if target is not user:
             out.append(Delivery((target.sid,), msg))
             if target.away and cmd.kind != "notice":
@@ -707,6 +845,7 @@ class Hub:
         if len(text) > TOPIC_MAX:
             raise e.TextInvalid(f"topics are at most {TOPIC_MAX} characters")
         room.topic, room.topic_by, room.topic_at = text, user.name, now
+        self._save_room(room)
         user.last_active = now
         out.append(Delivery(room.recipients(), TopicChanged(room.name, text, user.ref, now)))
         if user.sid not in room.members:
@@ -749,6 +888,129 @@ class Hub:
         user.away = text or None
         out.append(Delivery(tuple(self._sharing(user)), AwayChanged(user.ref, user.away)))
 
+    # -- history ----------------------------------------------------------------
+
+    def _fetch_history(
+        self, user: User, cmd: c.FetchHistory, now: float, out: list[Delivery]
+    ) -> None:
+        limit = max(1, min(cmd.limit, self.settings.history_max))
+        if cmd.room:
+            room = self._target_room(user, cmd.target)
+            closed = room.private or room.password is not None
+            if user.sid not in room.members and closed and not user.oper:
+                raise e.NotInRoom(room.name)
+            target, room_id = room.name, room.id
+        else:
+            # Guests' names are reused by strangers: private history is an account's.
+            if user.account is None:
+                raise e.NotLoggedIn()
+            assert cmd.target is not None
+            if not valid_name(cmd.target):
+                raise e.NoSuchUser(cmd.target)
+            target, room_id = cmd.target, 0
+        wanted = HistoryWanted(
+            target, room_id, user.name, user.account, cmd.mode, cmd.start, cmd.end, limit, cmd.tag
+        )
+        out.append(Delivery((user.sid,), wanted))
+
+    def _fetch_targets(
+        self, user: User, cmd: c.FetchTargets, now: float, out: list[Delivery]
+    ) -> None:
+        rooms = tuple((room.id, room.name) for room in user.rooms.values())
+        limit = max(1, min(cmd.limit, self.settings.history_max))
+        wanted = TargetsWanted(user.name, user.account, rooms, cmd.since, cmd.until, limit, cmd.tag)
+        out.append(Delivery((user.sid,), wanted))
+
+    # -- accounts: the server proved the password; these make it so ------------
+
+    def account_named(self, name: str) -> AccountRecord | None:
+        return self.accounts.get(fold(name))
+
+    def check_register(self, sid: int) -> None:
+        """Refuse early (before hashing a password) what ``register_account`` would."""
+        user = self.users.get(sid)
+        if user is None:
+            raise e.NotLoggedIn()
+        if user.account is not None:
+            raise e.AlreadyLoggedIn(user.account)
+        if fold(user.name) in self.accounts:
+            raise e.AccountExists(user.name)
+        if not self.store_ok:
+            raise e.StoreUnavailable()
+
+    def register_account(
+        self, sid: int, password_hash: str, now: float, cmd: c.Command | None = None
+    ) -> list[Delivery]:
+        """Make the session's name an account, and log the session in to it."""
+        out: list[Delivery] = []
+        try:
+            self.check_register(sid)
+        except e.ChatError as err:
+            return [Delivery((sid,), Failed(err, cmd))]
+        user = self.users[sid]
+        record = AccountRecord(fold(user.name), user.name, password_hash, False, now)
+        self.accounts[record.key] = record
+        self.journal.append(record)
+        self._set_account(user, record, out)
+        out.append(Delivery((sid,), AccountRegistered(record.name)))
+        return out
+
+    def log_in(
+        self, sid: int, key: str, how: str, now: float, cmd: c.Command | None = None
+    ) -> list[Delivery]:
+        """The session proved it holds account ``key``. ``how`` ``login`` also
+        takes the account's name, putting out any other session that has it."""
+        account = self.accounts.get(key)
+        if account is None:  # deleted while the password was being checked
+            return [Delivery((sid,), Failed(e.LoginFailed(), cmd))]
+        user = self.users.get(sid)
+        if user is None:
+            self.preauth[sid] = key
+            return [Delivery((sid,), LoggedIn(account.name, "", "sasl"))]
+        out: list[Delivery] = []
+        if how == "login" and user.name != account.name:
+            holder = self.by_name.get(key)
+            if holder is not None and holder is not user:
+                reason = "Logged in from elsewhere"
+                self._remove_user(holder, now, out, "quit", reason)
+                out.append(Delivery((holder.sid,), Closing(reason, "kill")))
+            self._set_name(user, account.name, now, out)
+        self._set_account(user, account, out)
+        out.append(
+            Delivery(
+                (sid,), LoggedIn(account.name, user.name, "sasl" if how == "sasl" else "login")
+            )
+        )
+        if account.oper and not user.oper:
+            user.oper = True
+            out.append(Delivery((sid,), OperGranted(user.ref)))
+        return out
+
+    def set_password(
+        self, sid: int, password_hash: str, now: float, cmd: c.Command | None = None
+    ) -> list[Delivery]:
+        user = self.users.get(sid)
+        account = self.accounts.get(fold(user.account)) if user and user.account else None
+        if user is None or account is None:
+            return [Delivery((sid,), Failed(e.NotLoggedIn(), cmd))]
+        if not self.store_ok:
+            return [Delivery((sid,), Failed(e.StoreUnavailable(), cmd))]
+        record = AccountRecord(
+            account.key, account.name, password_hash, account.oper, account.created_at
+        )
+        self.accounts[record.key] = record
+        self.journal.append(record)
+        return [Delivery((sid,), PasswordChanged(record.name))]
+
+    def _set_account(self, user: User, account: AccountRecord, out: list[Delivery]) -> None:
+        if user.account == account.name:
+            return
+        user.account = account.name
+        user.refresh()
+        others = tuple(self._sharing(user) - {user.sid})
+        if others:
+            out.append(Delivery(others, AccountChanged(user.ref, account.name)))
+
     # -- leaving the server ---------------------------------------------------
 
     def _quit(self, user: User, cmd: c.Quit, now: float, out: list[Delivery]) -> None:
@@ -765,6 +1027,7 @@ class Hub:
 
     def disconnect(self, sid: int, reason: str, now: float) -> list[Delivery]:
         """The server drops a session (lost connection, flood, send queue): others see it quit."""
+        self.preauth.pop(sid, None)
         user = self.users.get(sid)
         out: list[Delivery] = []
         if user is not None:
@@ -784,16 +1047,17 @@ class Hub:
         """Forget user-made rooms that have been empty longer than the TTL."""
         ttl = self.settings.empty_room_ttl
         gone = [
-            key
-            for key, room in self.rooms.items()
-            if not room.permanent
-            and not room.members
+            room
+            for room in self.rooms.values()
+            if not room.members
             and room.empty_since is not None
             and now - room.empty_since >= ttl
+            and not self.lasting(room)
         ]
-        for key in gone:
-            del self.rooms[key]
-        return gone
+        for room in gone:
+            del self.rooms[room.key]
+            self.journal.append(RoomClosed(room.id, now))
+        return [room.key for room in gone]
 
 
 def recipients_of(deliveries: list[Delivery]) -> dict[int, list[Event]]:

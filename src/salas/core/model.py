@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from salas.core.events import Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,11 @@ class Room:
     bans: list[str] = field(default_factory=list)
     invited: set[str] = field(default_factory=set)
     empty_since: float | None = None
+    #: The room's id in the store (a new room of the same name gets a new id,
+    #: and none of the old one's history).
+    id: int = 0
+    #: The latest messages, shown to newcomers; None until first needed.
+    recent: deque[Message] | None = None
     _recipients: tuple[int, ...] | None = None
 
     def recipients(self) -> tuple[int, ...]:

@@ -7,14 +7,18 @@ import gc
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 from salas import __version__
-from salas.config import Config
+from salas.config import Config, store_path
 from salas.core.hub import Hub, HubSettings
 from salas.logs import Logs
 from salas.net.doors import door_factories
 from salas.net.server import Server
+from salas.store.base import Store, StoreError
+from salas.store.memory import MemoryStore
+from salas.store.sqlite import SqliteSettings, SqliteStore
 
 log = logging.getLogger("salas")
 
@@ -41,25 +45,58 @@ async def serve(config: Config) -> int:
         logs.close()
 
 
+def open_store(config: Config, data_dir: Path) -> Store:
+    """The store the configuration names; StoreError says why it can't be opened."""
+    path = store_path(config)
+    hist = config.history
+    if path is None:
+        return MemoryStore(hist.retention_messages)
+    settings = SqliteSettings(
+        path, config.store.fsync, hist.retention_days, hist.retention_messages
+    )
+    return SqliteStore(settings, lock_dir=data_dir)
+
+
 async def _serve(config: Config, data_dir: Path) -> int:
     loop = asyncio.get_running_loop()
     lim = config.limits
+    try:
+        store = open_store(config, data_dir)
+        loaded = store.load()
+    except StoreError as err:
+        log.error("salas: %s", err)
+        return 1
+    except OSError as err:
+        log.error("salas: cannot open the store: %s", err)
+        return 1
     hub = Hub(
         HubSettings(
             server_name=config.server.name,
             lobby=config.server.lobby,
             max_rooms=lim.max_rooms,
             empty_room_ttl=lim.empty_room_ttl,
-        )
+            history_on_join=config.history.on_join,
+            history_max=config.history.max_request,
+        ),
+        loaded=loaded,
+        recent=store.recent,
+        now=time.time(),
     )
-    server = Server(config, hub, loop)
+    server = Server(config, hub, loop, store)
     try:
         bound = await server.start(door_factories(config))
     except OSError as err:
         log.error("salas: cannot listen: %s", err.strerror or err)
         for srv in server.servers:
             srv.close()
+        await store.close()
         return 1
+    log.info(
+        "store: %s (%d rooms, %d accounts)",
+        store_path(config) or "memory only",
+        len(loaded.rooms),
+        len(loaded.accounts),
+    )
     # A chat server allocates many short-lived objects per message and few that
     # last: move what exists now out of the collector's sight and collect the
     # young generation less often (each pass is cheaper than the default's).

@@ -27,12 +27,23 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from salas.config import Config
-from salas.core.commands import Command, Quit
-from salas.core.events import Closing, Delivery, Message
+from salas.core.commands import ACCOUNT_COMMANDS, Command, Quit
+from salas.core.events import (
+    Closing,
+    Delivery,
+    HistoryReply,
+    HistoryTargets,
+    HistoryWanted,
+    Message,
+    TargetsWanted,
+)
 from salas.core.hub import Hub
 from salas.core.ratelimit import FloodGate, FloodPolicy
 from salas.logs import describe
+from salas.net.accounts import Accounts
 from salas.proto.door import Deferred, Door, Input
+from salas.store.base import Store
+from salas.store.memory import MemoryStore
 
 log = logging.getLogger("salas")
 
@@ -44,6 +55,8 @@ NOTHING_QUEUED: list[bytes | bytearray] = []
 #: Seconds between sweeps of every connection's timers (registration deadline,
 #: IRC PING): the resolution of those timers.
 SWEEP_PERIOD = 0.5
+#: Seconds between applications of the history retention settings.
+PRUNE_PERIOD = 3600.0
 
 
 class Connection(asyncio.Protocol):
@@ -59,10 +72,12 @@ class Connection(asyncio.Protocol):
         "door",
         "door_factory",
         "gate",
+        "held",
         "host",
         "last_rx",
         "next_tick",
         "out",
+        "paused",
         "port",
         "reason",
         "server",
@@ -77,6 +92,10 @@ class Connection(asyncio.Protocol):
         #: Emptied (and dropped) at every flush, so an idle client holds no list.
         self.out: list[bytes | bytearray] = NOTHING_QUEUED
         self.dirty = False
+        #: Output waiting for the store to keep what it carries (see Server.flush).
+        self.held = 0
+        #: Input waits (and reading stops) while a password is being checked.
+        self.paused = False
         self.closing = False
         self.closed = False
         self.reason = ""
@@ -138,20 +157,25 @@ class Connection(asyncio.Protocol):
         if not items:
             return
         gate = self.gate
-        if gate is None:
+        pending = self._pending
+        if gate is None and not pending and not self.paused:
             run = self.server.run
-            for item in items:
+            for i, item in enumerate(items):
                 run(self, item)
                 if self.stopped():
                     return
+                if self.waiting():
+                    self._pending = deque(items[i + 1 :])
+                    return
             return
-        pending = self._pending
         if pending is None:
             pending = self._pending = deque()
         pending.extend(items)
+        if self.paused:
+            return
         if self._drain_handle is None:
             self._drain()
-        elif len(pending) > gate.policy.max_queue:
+        elif gate is not None and len(pending) > gate.policy.max_queue:
             self.kill("Excess flood")
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -168,17 +192,38 @@ class Connection(asyncio.Protocol):
         """Closing or closed: read nothing more from this client."""
         return self.closing
 
+    def waiting(self) -> bool:
+        """Input is held until a password check ends."""
+        return self.paused
+
+    def pause(self) -> None:
+        """Hold this client's input (a password is being checked): what it
+        sends next waits, and reading stops, so the wait costs no memory."""
+        self.paused = True
+        if not self.closing:
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        self.paused = False
+        if self.closing:
+            return
+        self.transport.resume_reading()
+        if self._pending and self._drain_handle is None:
+            self._drain()
+
     # -- flood control ------------------------------------------------------
 
     def _drain(self) -> None:
         """Run waiting inputs as their tokens come; cut the sender off past the queue bound."""
         self._drain_handle = None
         gate = self.gate
-        assert gate is not None
         pending = self._pending
         assert pending is not None
         loop = self.server.loop
-        while pending and not self.closing:
+        while pending and not self.closing and not self.paused:
+            if gate is None:
+                self.server.run(self, pending.popleft())
+                continue
             now = time.monotonic()
             wait = gate.wait(now)
             if wait > 0:
@@ -226,7 +271,7 @@ class Connection(asyncio.Protocol):
     def finish(self) -> None:
         """Close once what is queued has been written."""
         self.closing = True
-        if not self.dirty:
+        if not self.dirty and not self.held:
             self.transport.close()
 
     def kill(self, reason: str) -> None:
@@ -239,7 +284,8 @@ class Connection(asyncio.Protocol):
         self.closing = True
         self.server.log_gone(self, reason)
         self.server.deliver(self.server.hub.disconnect(self.sid, reason, time.time()))
-        if not self.dirty:
+        self.server.after_hub()
+        if not self.dirty and not self.held:
             self.transport.close()
 
 
@@ -262,12 +308,29 @@ class RoomBatch:
 class Server:
     """Runs every connection's commands through the hub and fans events out."""
 
-    def __init__(self, config: Config, hub: Hub, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        config: Config,
+        hub: Hub,
+        loop: asyncio.AbstractEventLoop,
+        store: Store | None = None,
+    ) -> None:
         self.config = config
         self.hub = hub
         self.loop = loop
+        self.store: Store = store if store is not None else MemoryStore()
         self.conns: dict[int, Connection] = {}
         self._dirty: list[Connection] = []
+        self._flush_scheduled = False
+        #: Turns handed to the store, and the last one it has written.
+        self._submitted = 0
+        self._written = 0
+        #: Output of turns the store has not written yet, oldest first:
+        #: (turn, [(connection, bytes)]). Nobody sees a message before it is kept.
+        self._held: deque[tuple[int, list[tuple[Connection, bytes | bytearray]]]] = deque()
+        self._caught_up: asyncio.Event | None = None
+        self._prune: asyncio.TimerHandle | None = None
+        self.accounts = Accounts(self)
         self._next_sid = 0
         self._exempt = config.flood_exempt()
         lim = config.limits
@@ -310,6 +373,8 @@ class Server:
                 self.run(conn, sub)
         elif callable(item):
             conn.send(item())
+        elif type(item) in ACCOUNT_COMMANDS:
+            self.accounts.run(conn, item)
         else:
             self.dispatch(conn.sid, item)
 
@@ -332,6 +397,13 @@ class Server:
                 conn.kill("Internal server error")
             return
         self.deliver(deliveries)
+        if self.hub.journal:
+            self.schedule_flush()
+
+    def after_hub(self) -> None:
+        """The hub was called outside ``dispatch``: what it journaled goes out this turn."""
+        if self.hub.journal:
+            self.schedule_flush()
 
     def connection_gone(self, conn: Connection, reason: str) -> None:
         if self.conns.get(conn.sid) is conn:
@@ -341,6 +413,7 @@ class Server:
         if not self.conns and self._all_gone is not None:
             self._all_gone.set()
         self.deliver(self.hub.disconnect(conn.sid, reason, time.time()))
+        self.after_hub()
 
     # -- events out --------------------------------------------------------------
 
@@ -369,6 +442,9 @@ class Server:
             exclude = d.exclude
             if type(ev) is Message and len(d.to) > 1:
                 self._deliver_room_message(d, ev)
+                continue
+            if type(ev) is HistoryWanted or type(ev) is TargetsWanted:
+                self._ask_store(d.to[0], ev)
                 continue
             closing = type(ev) is Closing
             shared: dict[object, bytes] = {}
@@ -440,32 +516,99 @@ class Server:
         self.batch = batch
         return batch
 
+    def _ask_store(self, sid: int, wanted: HistoryWanted | TargetsWanted) -> None:
+        """History comes from the store, after what this turn has said so far."""
+        self._submit()
+
+        def reply(answer: HistoryReply | HistoryTargets) -> None:
+            conn = self.conns.get(sid)
+            if conn is not None:
+                conn.send(conn.door.render(answer))
+
+        self.store.query(wanted, reply)
+
+    def _submit(self) -> None:
+        hub = self.hub
+        if hub.journal:
+            journal, hub.journal = hub.journal, []
+            self._submitted += 1
+            self.store.submit(self._submitted, journal)
+
+    def store_written(self, seq: int, error: str | None) -> None:
+        """The store's word (on the loop): turns up to ``seq`` are kept, or it failed."""
+        if error is None and not self.hub.store_ok:
+            self.hub.store_ok = True
+            log.warning("store: writing again; messages are accepted")
+        elif error is not None and self.hub.store_ok:
+            # Output still goes out (the records are kept in memory and tried
+            # again), but no new message is taken until the store writes.
+            self.hub.store_ok = False
+            log.error("store: can't write (%s): messages are refused until it can", error)
+        if seq > self._written:
+            self._written = seq
+            held = self._held
+            while held and held[0][0] <= seq:
+                for conn, data in held.popleft()[1]:
+                    conn.held -= 1
+                    if not conn.closed:
+                        self._write(conn, data)
+            if self._caught_up is not None and seq >= self._submitted:
+                self._caught_up.set()
+
+    def schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
     def mark_dirty(self, conn: Connection) -> None:
-        if not self._dirty:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
             self.loop.call_soon(self.flush)
         self._dirty.append(conn)
 
     def flush(self) -> None:
-        """Write each dirty connection once; cut off any whose backlog passed the bound."""
+        """End of a loop turn: hand the turn's records to the store, then write
+        each dirty connection once, at once when nothing waits for the store,
+        or when the store has written this turn's records."""
+        self._flush_scheduled = False
         self.batch = None  # what is queued goes out now: nothing may grow it further
+        self._submit()
         dirty, self._dirty = self._dirty, []
-        sendq = self.sendq
+        if self._written < self._submitted:
+            seq = self._submitted
+            epoch: list[tuple[Connection, bytes | bytearray]] = []
+            for conn in dirty:
+                conn.dirty = False
+                out = conn.out
+                conn.out = NOTHING_QUEUED
+                if conn.closed or not out:
+                    continue
+                conn.held += 1
+                epoch.append((conn, out[0] if len(out) == 1 else b"".join(out)))
+            held = self._held
+            if held and held[-1][0] == seq:
+                held[-1][1].extend(epoch)
+            elif epoch:
+                held.append((seq, epoch))
+            return
         for conn in dirty:
             conn.dirty = False
             out = conn.out
             conn.out = NOTHING_QUEUED
             if conn.closed or not out:
                 continue
-            data = out[0] if len(out) == 1 else b"".join(out)
-            transport = conn.transport
-            transport.write(data)
-            if transport.get_write_buffer_size() > sendq:
-                conn.reason = "SendQ exceeded"
-                log.info("! %s:%s cut off: SendQ exceeded", conn.host, conn.port)
-                conn.closing = True
-                transport.abort()
-            elif conn.closing:
-                transport.close()
+            self._write(conn, out[0] if len(out) == 1 else b"".join(out))
+
+    def _write(self, conn: Connection, data: bytes | bytearray) -> None:
+        transport = conn.transport
+        transport.write(data)
+        if transport.get_write_buffer_size() > self.sendq:
+            conn.reason = "SendQ exceeded"
+            log.info("! %s:%s cut off: SendQ exceeded", conn.host, conn.port)
+            conn.closing = True
+            transport.abort()
+        elif conn.closing and not conn.held and not conn.dirty:
+            transport.close()
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -487,7 +630,13 @@ class Server:
                 bound.append((listen.door, str(addr[0]), int(addr[1])))
         self._schedule_expiry()
         self._sweeper = self.loop.call_later(SWEEP_PERIOD, self._sweep)
+        self.store.start(self.loop, self.store_written)
+        self._prune_history()
         return bound
+
+    def _prune_history(self) -> None:
+        self.store.prune(time.time())
+        self._prune = self.loop.call_later(PRUNE_PERIOD, self._prune_history)
 
     def _sweep(self) -> None:
         """Every connection's timers in one pass: registration deadlines and door ticks.
@@ -514,11 +663,12 @@ class Server:
         gone = self.hub.expire_rooms(time.time())
         if gone:
             log.info("> forgot %d empty room(s): %s", len(gone), ", ".join(gone))
+            self.after_hub()
         self._schedule_expiry()
 
     async def shutdown(self, reason: str, grace: float = 3.0) -> None:
         """Tell everyone, stop accepting, write what is queued, close every connection."""
-        for handle in (self._expiry, self._sweeper):
+        for handle in (self._expiry, self._sweeper, self._prune):
             if handle is not None:
                 handle.cancel()
         for srv in self.servers:
@@ -530,6 +680,11 @@ class Server:
                 conn.kill(reason or "Server shutting down")
             conn.finish()
         self.flush()
+        if self._written < self._submitted:
+            # Everything said is kept before anyone is let go.
+            self._caught_up = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._caught_up.wait(), 10.0)
         if self.conns:
             self._all_gone = asyncio.Event()
             with contextlib.suppress(TimeoutError):
@@ -538,3 +693,5 @@ class Server:
             conn.transport.abort()
         for srv in self.servers:
             await srv.wait_closed()
+        await self.accounts.close()
+        await self.store.close()

@@ -9,6 +9,7 @@ as in seed 004. Listings are a ``>`` header followed by indented lines.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -16,18 +17,22 @@ from typing import ClassVar
 from salas.core import commands as c
 from salas.core import errors as e
 from salas.core.events import (
+    AccountRegistered,
     AwayChanged,
     Closing,
     Echoed,
     Event,
     Failed,
+    HistoryReply,
     Invited,
     IsAway,
     Joined,
     Left,
+    LoggedIn,
     Message,
     NameList,
     OperGranted,
+    PasswordChanged,
     Private,
     Renamed,
     RoomList,
@@ -74,6 +79,14 @@ def users(n: int) -> str:
 
 def _line(text: str) -> bytes:
     return (text + "\n").encode()
+
+
+def _day(ts: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+
+def _clock(ts: float) -> str:
+    return time.strftime("%H:%M", time.gmtime(ts))
 
 
 def _idle(seconds: float) -> str:
@@ -189,6 +202,44 @@ def _quit(rest: str) -> Input:
     return c.Quit(rest.strip())
 
 
+#: Messages ``/history`` shows with no number.
+HISTORY_DEFAULT = 20
+
+
+def _history(rest: str) -> Input:
+    words = _words(rest, 0, 2)
+    limit, target = HISTORY_DEFAULT, None
+    for word in words:
+        if word.isascii() and word.isdigit():
+            limit = int(word)
+            if limit < 1:
+                raise UsageError
+        elif target is None:
+            target = word
+        else:
+            raise UsageError
+    if target is None:
+        return c.FetchHistory(None, True, limit)
+    if target.startswith("@"):  # a private conversation: /history @NAME
+        return c.FetchHistory(target[1:], False, limit)
+    return c.FetchHistory(_room_arg(target), True, limit)
+
+
+def _register(rest: str) -> Input:
+    (password,) = _words(rest, 1, 1)
+    return c.RegisterAccount(password)
+
+
+def _login(rest: str) -> Input:
+    name, password = _words(rest, 2, 2)
+    return c.LogIn(name, password)
+
+
+def _password(rest: str) -> Input:
+    old, new = _words(rest, 2, 2)
+    return c.ChangePassword(old, new)
+
+
 COMMANDS: dict[str, Usage] = {
     u.name: u
     for u in (
@@ -213,6 +264,15 @@ COMMANDS: dict[str, Usage] = {
         Usage("away", "[TEXT]", "mark yourself away (no text: back)", _away),
         Usage("invite", "NAME [ROOM]", "let someone into a private room", _invite),
         Usage("kick", "NAME [REASON]", "put someone out of the room (room operators)", _kick),
+        Usage(
+            "history",
+            "[N] [ROOM|@NAME]",
+            "the last N messages of this room (or ROOM, or your conversation with NAME)",
+            _history,
+        ),
+        Usage("register", "PASSWORD", "make your name an account, kept for you", _register),
+        Usage("login", "NAME PASSWORD", "log in to your account (and take its name)", _login),
+        Usage("password", "OLD NEW", "change your account's password", _password),
         Usage("help", "[COMMAND]", "this list", lambda rest: b""),
         Usage("quit", "[REASON]", "leave the server", _quit),
     )
@@ -307,6 +367,22 @@ def error_text(err: e.ChatError, me: str) -> str:
             return f"The ban list of {r} is full"
         case e.RoomProtected(room=r):
             return f"{r} can't be changed that way"
+        case e.NameReserved(name=n):
+            return f"The name {n} belongs to an account: /login {n} PASSWORD"
+        case e.LoginFailed():
+            return "Login failed: wrong name or password"
+        case e.AccountExists(name=n):
+            return f"{n} is already registered: /login {n} PASSWORD"
+        case e.PasswordInvalid(reason=why):
+            return f"That password won't do: {why}"
+        case e.NotLoggedIn():
+            return "You are not logged in: /register PASSWORD or /login NAME PASSWORD"
+        case e.AlreadyLoggedIn(account=a):
+            return f"You are already logged in as {a}"
+        case e.TryLater(reason=why):
+            return f"Not now ({why}): try again in a moment"
+        case e.StoreUnavailable():
+            return "Not sent: the server can't keep messages right now; try again soon"
     return "That did not work"
 
 
@@ -453,7 +529,38 @@ class LineDoor:
                 return _line(f"> You are marked away: {t}" if t else "> You are back")
             case OperGranted():
                 return _line("> You are now a server operator")
+            case HistoryReply(target=t, room=is_room, messages=msgs, reason=why):
+                return self._history(t, is_room, msgs, why)
+            case LoggedIn(account=a):
+                return _line(f"> You are logged in as {a}")
+            case AccountRegistered(account=a):
+                return _line(f"> The name {a} is now your account: /login {a} PASSWORD next time")
+            case PasswordChanged():
+                return _line("> Your password was changed")
         return b""
+
+    def _history(
+        self, target: str, is_room: bool, msgs: tuple[Message | Private, ...], why: str
+    ) -> bytes:
+        where = target if is_room else f"your conversation with {target}"
+        if not msgs:
+            return b"" if why == "join" else _line(f"> No messages in {where} yet")
+        days = {_day(m.time) for m in msgs}
+        n = len(msgs)
+        head = f"> {'Recent messages' if why == 'join' else 'History'} of {where}"
+        rows = [f"{head} ({n} message{'s' if n != 1 else ''}, times UTC):"]
+        for m in msgs:
+            stamp = _clock(m.time) if len(days) == 1 else f"{_day(m.time)} {_clock(m.time)}"
+            name, text = m.sender.name, safe(m.text)
+            if m.kind == "action":
+                said = f"* {name} {text}"
+            elif m.kind == "notice":
+                said = f"-{name}- {text}"
+            else:
+                said = f"[{name}] {text}"
+            rows.append(f"  {stamp} {said}")
+        rows.append(f"> End of history of {where}")
+        return ("\n".join(rows) + "\n").encode()
 
     @staticmethod
     def _who_row(u: UserInfo) -> str:

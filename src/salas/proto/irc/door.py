@@ -875,6 +875,7 @@ class IrcDoor:
                 return self.render_error_close(why or "Quit")
             case Failed(error=err, command=cmd):
                 return self._failed(err, cmd)
+        return b""
 
     def _message(self, src: str, target: str, text: str, kind: str, tags: dict[str, str]) -> bytes:
         verb = "NOTICE" if kind == "notice" else "PRIVMSG"

@@ -1,0 +1,115 @@
+"""The store's interface, and the history query rules every store shares.
+
+A store keeps what outlives the process: accounts, rooms, and the history of
+rooms and private conversations. The server owns one and talks to it in three
+ways:
+
+* ``load()`` and ``recent()`` at start and when a room's tail is first needed
+  (on the event loop, small reads);
+* ``submit(seq, records)`` once per loop turn with the hub's journal; the
+  store calls ``on_written(seq, error)`` when that turn is safe (or failed),
+  and only then does the server let anyone see that turn's output;
+* ``query(wanted, reply)``: answered after everything submitted before it is
+  written, so an answer never misses a message its asker has already seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
+
+from salas.core.commands import Bound, HistoryMode
+from salas.core.events import (
+    HistoryReply,
+    HistoryTargets,
+    HistoryWanted,
+    Message,
+    Private,
+    TargetsWanted,
+)
+from salas.core.records import Loaded, Record
+
+#: Called on the event loop: (last seq written, None) or (seq, why it failed).
+OnWritten = Callable[[int, str | None], None]
+Reply = Callable[[HistoryReply | HistoryTargets], None]
+
+
+class StoreError(Exception):
+    """The store can't be opened or used; the text says why, for the operator."""
+
+
+class Store(Protocol):
+    def load(self) -> Loaded: ...
+
+    def recent(self, room_id: int, room_name: str, limit: int) -> list[Message]: ...
+
+    def start(self, loop: asyncio.AbstractEventLoop, on_written: OnWritten) -> None: ...
+
+    def submit(self, seq: int, records: list[Record]) -> None: ...
+
+    def query(self, wanted: HistoryWanted | TargetsWanted, reply: Reply) -> None: ...
+
+    def prune(self, now: float) -> None:
+        """Apply the retention settings (queued behind pending writes)."""
+        ...
+
+    async def close(self) -> None:
+        """Write what is pending, then let go of every file."""
+        ...
+
+
+M = TypeVar("M", Message, Private)
+
+
+def is_after(item: Message | Private, b: Bound) -> bool:
+    return item.id > b.id if b.id is not None else item.time > (b.time or 0.0)
+
+
+def is_before(item: Message | Private, b: Bound) -> bool:
+    return item.id < b.id if b.id is not None else item.time < (b.time or 0.0)
+
+
+def ascending(start: Bound, end: Bound) -> bool:
+    """Does ``between start end`` run forwards in time? (Mixed kinds: yes.)"""
+    if start.id is not None and end.id is not None:
+        return start.id <= end.id
+    if start.time is not None and end.time is not None:
+        return start.time <= end.time
+    return True
+
+
+def select(
+    items: Sequence[M],
+    mode: HistoryMode,
+    start: Bound | None,
+    end: Bound | None,
+    limit: int,
+) -> list[M]:
+    """IRCv3 CHATHISTORY's selection over ``items`` (oldest first), oldest first.
+
+    The rule book for every store: the SQLite store's queries must agree with it.
+    """
+    if limit <= 0:
+        return []
+    if mode == "latest":
+        cand = list(items) if start is None else [i for i in items if is_after(i, start)]
+        return cand[-limit:]
+    if start is None:
+        return []
+    if mode == "before":
+        return [i for i in items if is_before(i, start)][-limit:]
+    if mode == "after":
+        return [i for i in items if is_after(i, start)][:limit]
+    if mode == "around":
+        older = [i for i in items if is_before(i, start)]
+        newer = [i for i in items if not is_before(i, start)]
+        half = limit // 2
+        take_old = older[-half:] if half else []
+        return take_old + newer[: limit - len(take_old)]
+    # between
+    if end is None:
+        return []
+    if ascending(start, end):
+        return [i for i in items if is_after(i, start) and is_before(i, end)][:limit]
+    return [i for i in items if is_before(i, start) and is_after(i, end)][-limit:]

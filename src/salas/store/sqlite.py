@@ -1,0 +1,616 @@
+"""The default store: one SQLite file in the data dir (stdlib ``sqlite3``, WAL).
+
+Writes happen on one writer thread. The server submits each loop turn's
+records; the writer takes everything waiting, writes it in one transaction
+and commits (group commit: one commit per turn at most, fewer under load),
+then tells the loop which turns are safe. Nobody sees a message before the
+commit that keeps it, so a message any client received survives ``kill -9``.
+With ``synchronous=NORMAL`` (the default) a commit is in the operating
+system's hands, which a killed process can't undo; ``fsync = true`` makes it
+wait for the disk too, which a power cut can't undo either.
+
+History queries run on the same thread, in order with the writes, so an
+answer includes every message submitted before it was asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from salas.core.commands import Bound
+from salas.core.events import (
+    HistoryReply,
+    HistoryTargets,
+    HistoryWanted,
+    Message,
+    Private,
+    TargetsWanted,
+)
+from salas.core.model import UserRef
+from salas.core.names import fold
+from salas.core.records import (
+    AccountDeleted,
+    AccountRecord,
+    Loaded,
+    Record,
+    RoomClosed,
+    RoomRecord,
+)
+from salas.store.base import OnWritten, Reply, StoreError, ascending
+
+log = logging.getLogger("salas")
+
+DB_NAME = "salas.db"
+LOCK_NAME = "salas.lock"
+#: How long a write waits for a lock someone else holds (a backup, a reader).
+BUSY_TIMEOUT_MS = 5000
+#: Seconds between attempts to write records that failed (disk full, locked).
+RETRY_PERIOD = 1.0
+
+#: Schema versions, oldest first; ``PRAGMA user_version`` says how many are applied.
+#: Never edit one that has shipped: add the next.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: rooms and their messages.
+    """
+    CREATE TABLE rooms (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        closed_at REAL,
+        owner TEXT,
+        lim INTEGER,
+        password TEXT,
+        private INTEGER NOT NULL DEFAULT 0,
+        topic TEXT NOT NULL DEFAULT '',
+        topic_by TEXT NOT NULL DEFAULT '',
+        topic_at REAL NOT NULL DEFAULT 0,
+        flags TEXT NOT NULL DEFAULT 'nt',
+        bans TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE UNIQUE INDEX rooms_live ON rooms(key) WHERE closed_at IS NULL;
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        room_id INTEGER NOT NULL,
+        time REAL NOT NULL,
+        sender TEXT NOT NULL,
+        username TEXT NOT NULL,
+        host TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX messages_by_room ON messages(room_id, id)
+    """,
+    # 2: accounts, and private conversations (room_id 0) kept per account.
+    """
+    CREATE TABLE accounts (
+        key TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        oper INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    ALTER TABLE messages ADD COLUMN account TEXT;
+    ALTER TABLE messages ADD COLUMN target TEXT;
+    ALTER TABLE messages ADD COLUMN target_account TEXT;
+    CREATE INDEX messages_sent_by ON messages(lower(account), id) WHERE room_id = 0;
+    CREATE INDEX messages_sent_to ON messages(lower(target_account), id) WHERE room_id = 0;
+    CREATE INDEX messages_by_time ON messages(time)
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (id, room_id, time, sender, username, host, kind, text,"
+    " account, target, target_account) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+_SAVE_ROOM = (
+    "INSERT INTO rooms (id, key, name, created_at, owner, lim, password, private, topic,"
+    " topic_by, topic_at, flags, bans) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT(id) DO UPDATE SET key=excluded.key, name=excluded.name,"
+    " owner=excluded.owner, lim=excluded.lim, password=excluded.password,"
+    " private=excluded.private, topic=excluded.topic, topic_by=excluded.topic_by,"
+    " topic_at=excluded.topic_at, flags=excluded.flags, bans=excluded.bans"
+)
+_SAVE_ACCOUNT = (
+    "INSERT INTO accounts (key, name, hash, oper, created_at) VALUES (?,?,?,?,?)"
+    " ON CONFLICT(key) DO UPDATE SET name=excluded.name, hash=excluded.hash, oper=excluded.oper"
+)
+_COLUMNS = "id, time, sender, username, host, kind, text, account, target, target_account"
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteSettings:
+    path: Path
+    #: Wait for the disk on every commit (survives a power cut, not only a crash).
+    fsync: bool = False
+    #: Retention: drop messages older than this many days (0: keep them).
+    retention_days: float = 0.0
+    #: Retention: keep at most this many messages per room (0: no cap).
+    retention_messages: int = 0
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection with salas's settings; clear errors for files that aren't ours."""
+    try:
+        if readonly:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA user_version").fetchone()
+    except sqlite3.DatabaseError as err:
+        raise StoreError(f"{path}: can't be read as a salas database ({err})") from err
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0])
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> int:
+    """Bring the file up to ``SCHEMA_VERSION`` in place; returns the version found.
+
+    An older file is copied aside first (``salas.db.vN.bak``): an upgrade that
+    fails halfway leaves the original next to it.
+    """
+    found = schema_version(conn)
+    if found > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} has schema version {found}, newer than this salas knows"
+            f" ({SCHEMA_VERSION}): run the newer salas, or restore a backup"
+        )
+    if found == SCHEMA_VERSION:
+        return found
+    if found > 0:
+        backup = path.with_name(f"{path.name}.v{found}.bak")
+        with contextlib.closing(sqlite3.connect(backup)) as copy:
+            conn.backup(copy)
+        log.info("store: %s is at schema version %d; copy kept in %s", path, found, backup)
+    for version in range(found, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except sqlite3.Error as err:
+            conn.execute("ROLLBACK")
+            raise StoreError(
+                f"{path}: upgrade to schema version {version + 1} failed: {err}"
+            ) from err
+        if found > 0:
+            log.info("store: %s upgraded to schema version %d", path, version + 1)
+    return found
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """One server per data dir: an exclusive lock held while the process lives."""
+    path = data_dir / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        finally:
+            os.close(fd)
+        raise StoreError(
+            f"{data_dir} is in use by another salas server (pid {other}); "
+            "stop it, or give this one its own --data-dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _bound_sql(b: Bound, op: str) -> tuple[str, float | int]:
+    if b.id is not None:
+        return f"id {op} ?", b.id
+    return f"time {op} ?", b.time or 0.0
+
+
+class SqliteStore:
+    def __init__(self, settings: SqliteSettings, *, lock_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.path = settings.path
+        self._lock_fd = lock_data_dir(lock_dir) if lock_dir is not None else -1
+        try:
+            # Password hashes live here: the file is its owner's alone (SQLite
+            # gives the -wal and -shm files the same mode).
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            self.reader = connect(self.path)
+            self.reader.execute("PRAGMA journal_mode = WAL")
+            migrate(self.reader, self.path)
+        except BaseException:
+            self._unlock()
+            raise
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._on_written: OnWritten | None = None
+        #: Writer thread only: the last commit failed.
+        self._failing = False
+
+    def _unlock(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    # -- on the event loop ------------------------------------------------------
+
+    def load(self) -> Loaded:
+        db = self.reader
+        rooms = tuple(
+            RoomRecord(
+                id=r[0],
+                key=r[1],
+                name=r[2],
+                created_at=r[3],
+                owner=r[4],
+                limit=r[5],
+                password=r[6],
+                private=bool(r[7]),
+                topic=r[8],
+                topic_by=r[9],
+                topic_at=r[10],
+                flags=r[11],
+                bans=tuple(_json_list(r[12])),
+            )
+            for r in db.execute(
+                "SELECT id, key, name, created_at, owner, lim, password, private, topic,"
+                " topic_by, topic_at, flags, bans FROM rooms WHERE closed_at IS NULL ORDER BY id"
+            )
+        )
+        accounts = tuple(
+            AccountRecord(r[0], r[1], r[2], bool(r[3]), r[4])
+            for r in db.execute("SELECT key, name, hash, oper, created_at FROM accounts")
+        )
+        last_message = db.execute("SELECT max(id) FROM messages").fetchone()[0] or 0
+        last_room = db.execute("SELECT max(id) FROM rooms").fetchone()[0] or 0
+        return Loaded(rooms, accounts, last_message, last_room)
+
+    def recent(self, room_id: int, room_name: str, limit: int) -> list[Message]:
+        rows = self.reader.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE room_id = ? ORDER BY id DESC LIMIT ?",
+            (room_id, limit),
+        ).fetchall()
+        return [_message(r, room_name) for r in reversed(rows)]
+
+    def start(self, loop: asyncio.AbstractEventLoop, on_written: OnWritten) -> None:
+        self._loop = loop
+        self._on_written = on_written
+        self._thread = threading.Thread(target=self._run, name="salas-store", daemon=True)
+        self._thread.start()
+
+    def submit(self, seq: int, records: list[Record]) -> None:
+        self._queue.put((seq, records))
+
+    def query(self, wanted: HistoryWanted | TargetsWanted, reply: Reply) -> None:
+        self._queue.put((wanted, reply))
+
+    def prune(self, now: float) -> None:
+        self._queue.put(("prune", now))
+
+    async def close(self) -> None:
+        thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(thread.join)
+            self._thread = None
+        self.reader.close()
+        self._unlock()
+
+    # -- on the writer thread ----------------------------------------------------
+
+    def _run(self) -> None:
+        db = connect(self.path)
+        db.execute(f"PRAGMA synchronous = {'FULL' if self.settings.fsync else 'NORMAL'}")
+        failed: list[Record] = []  # records that did not commit: tried again, first
+        try:
+            while True:
+                try:
+                    item = self._queue.get(timeout=RETRY_PERIOD if failed else None)
+                except queue.Empty:
+                    failed = self._commit(db, failed, 0)
+                    continue
+                items = [item]
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        items.append(self._queue.get_nowait())
+                pending, failed, seq, stop = failed, [], 0, False
+                for it in items:
+                    if it is None:
+                        stop = True
+                    elif type(it[0]) is int:  # (seq, records): one loop turn's journal
+                        seq = it[0]
+                        pending.extend(it[1])
+                    else:  # a query: after everything submitted before it
+                        if seq or pending:
+                            pending, seq = self._commit(db, pending, seq), 0
+                        self._answer(db, it)
+                if seq or pending:
+                    pending = self._commit(db, pending, seq)
+                failed = pending
+                if stop:
+                    if failed:
+                        log.error("store: %d record(s) could not be written", len(failed))
+                    return
+        finally:
+            db.close()
+
+    def _commit(self, db: sqlite3.Connection, records: list[Record], seq: int) -> list[Record]:
+        """Write ``records`` in one transaction; returns those still to write."""
+        error: str | None = None
+        if records:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    _write(db, records)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except sqlite3.IntegrityError as err:
+                # Not the disk's fault: trying again can't help, and must not block the rest.
+                log.error("store: %d record(s) refused and dropped: %s", len(records), err)
+            except sqlite3.Error as err:
+                error = str(err)
+        if seq or (error is None) == self._failing:
+            self._failing = error is not None
+            loop, done = self._loop, self._on_written
+            if loop is not None and done is not None:
+                with contextlib.suppress(RuntimeError):  # the loop is gone: nobody to tell
+                    loop.call_soon_threadsafe(done, seq, error)
+        return records if error is not None else []
+
+    def _answer(self, db: sqlite3.Connection, item: tuple[Any, ...]) -> None:
+        what = item[0]
+        if what == "prune":
+            with contextlib.suppress(sqlite3.Error):
+                self._prune(db, item[1])
+            return
+        reply: Reply = item[1]
+        try:
+            answer: HistoryReply | HistoryTargets
+            answer = _targets(db, what) if isinstance(what, TargetsWanted) else _history(db, what)
+        except sqlite3.Error as err:
+            log.error("store: history query failed: %s", err)
+            if isinstance(what, TargetsWanted):
+                answer = HistoryTargets((), what.tag)
+            else:
+                answer = HistoryReply(what.target, bool(what.room_id), (), "request", what.tag)
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(reply, answer)
+
+    def _prune(self, db: sqlite3.Connection, now: float) -> None:
+        s = self.settings
+        removed = 0
+        if s.retention_days > 0:
+            cutoff = now - s.retention_days * 86400
+            removed += db.execute("DELETE FROM messages WHERE time < ?", (cutoff,)).rowcount
+        if s.retention_messages > 0:
+            rooms = [r[0] for r in db.execute("SELECT DISTINCT room_id FROM messages")]
+            for room_id in rooms:
+                removed += db.execute(
+                    "DELETE FROM messages WHERE room_id = ? AND id <= (SELECT id FROM messages"
+                    " WHERE room_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (room_id, room_id, s.retention_messages),
+                ).rowcount
+        if removed:
+            log.info("store: retention removed %d message(s)", removed)
+
+
+def _write(db: sqlite3.Connection, records: list[Record]) -> None:
+    rows: list[tuple[Any, ...]] = []
+    for r in records:
+        if type(r) is tuple:
+            room_id, ev = r
+            s = ev.sender
+            if type(ev) is Private:
+                t = ev.target
+                rows.append(
+                    (
+                        ev.id,
+                        0,
+                        ev.time,
+                        s.name,
+                        s.username,
+                        s.host,
+                        ev.kind,
+                        ev.text,
+                        s.account,
+                        t.name,
+                        t.account,
+                    )
+                )
+            else:
+                rows.append(
+                    (
+                        ev.id,
+                        room_id,
+                        ev.time,
+                        s.name,
+                        s.username,
+                        s.host,
+                        ev.kind,
+                        ev.text,
+                        s.account,
+                        None,
+                        None,
+                    )
+                )
+            continue
+        if rows:  # keep messages and other records in order
+            db.executemany(_INSERT_MESSAGE, rows)
+            rows = []
+        match r:
+            case RoomRecord():
+                db.execute(
+                    _SAVE_ROOM,
+                    (
+                        r.id,
+                        r.key,
+                        r.name,
+                        r.created_at,
+                        r.owner,
+                        r.limit,
+                        r.password,
+                        int(r.private),
+                        r.topic,
+                        r.topic_by,
+                        r.topic_at,
+                        r.flags,
+                        json.dumps(list(r.bans)),
+                    ),
+                )
+            case RoomClosed():
+                db.execute("UPDATE rooms SET closed_at = ? WHERE id = ?", (r.at, r.id))
+            case AccountRecord():
+                db.execute(_SAVE_ACCOUNT, (r.key, r.name, r.hash, int(r.oper), r.created_at))
+            case AccountDeleted():
+                db.execute("DELETE FROM accounts WHERE key = ?", (r.key,))
+    if rows:
+        db.executemany(_INSERT_MESSAGE, rows)
+
+
+def _json_list(text: str) -> list[str]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return []
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _ref(name: str, username: str | None, host: str | None, account: str | None) -> UserRef:
+    return UserRef(0, name, username or name, host or "", account)
+
+
+def _message(r: tuple[Any, ...], room: str) -> Message:
+    return Message(r[0], r[1], room, _ref(r[2], r[3], r[4], r[7]), r[6], r[5])
+
+
+def _private(r: tuple[Any, ...]) -> Private:
+    target = _ref(r[8] or "", None, None, r[9])
+    return Private(r[0], r[1], _ref(r[2], r[3], r[4], r[7]), target, r[6], r[5])
+
+
+def _history(db: sqlite3.Connection, w: HistoryWanted) -> HistoryReply:
+    """The SQL form of ``store.base.select`` (tests hold the two to the same answers)."""
+    args: list[object]
+    if w.room_id:
+        where, args = "room_id = ?", [w.room_id]
+    else:
+        me, other = fold(w.account or ""), fold(w.target)
+        where = (
+            "room_id = 0 AND ((lower(account) = ? AND lower(target) = ?)"
+            " OR (lower(target_account) = ? AND lower(sender) = ?))"
+        )
+        args = [me, other, me, other]
+
+    def run(extra: list[tuple[str, float | int]], newest_first: bool, limit: int) -> list[Any]:
+        clauses = " AND ".join([f"({where})", *(c for c, _ in extra)])
+        order = "DESC" if newest_first else "ASC"
+        rows = db.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE {clauses} ORDER BY id {order} LIMIT ?",
+            [*args, *(v for _, v in extra), limit],
+        ).fetchall()
+        return rows[::-1] if newest_first else rows
+
+    start, end, limit = w.start, w.end, w.limit
+    rows: list[Any] = []
+    if w.mode == "latest":
+        rows = run([_bound_sql(start, ">")] if start else [], True, limit)
+    elif start is None:
+        rows = []
+    elif w.mode == "before":
+        rows = run([_bound_sql(start, "<")], True, limit)
+    elif w.mode == "after":
+        rows = run([_bound_sql(start, ">")], False, limit)
+    elif w.mode == "around":
+        half = limit // 2
+        older = run([_bound_sql(start, "<")], True, half) if half else []
+        rows = older + run([_bound_sql(start, ">=")], False, limit - len(older))
+    elif end is not None:
+        if ascending(start, end):
+            rows = run([_bound_sql(start, ">"), _bound_sql(end, "<")], False, limit)
+        else:
+            rows = run([_bound_sql(start, "<"), _bound_sql(end, ">")], True, limit)
+    found: tuple[Message | Private, ...] = (
+        tuple(_message(r, w.target) for r in rows)
+        if w.room_id
+        else tuple(_private(r) for r in rows)
+    )
+    return HistoryReply(w.target, bool(w.room_id), found, "request", w.tag)
+
+
+def _targets(db: sqlite3.Connection, w: TargetsWanted) -> HistoryTargets:
+    found: list[tuple[str, bool, float]] = []
+    names = dict(w.rooms)
+    if names:
+        marks = ",".join("?" * len(names))
+        for room_id, latest in db.execute(
+            f"SELECT room_id, max(time) FROM messages WHERE room_id IN ({marks})"
+            " AND time >= ? AND time <= ? GROUP BY room_id",
+            [*names, w.since, w.until],
+        ):
+            found.append((names[room_id], True, latest))
+    if w.account:
+        me = fold(w.account)
+        peers: dict[str, tuple[str, float]] = {}
+        for sender, account, target, latest in db.execute(
+            "SELECT sender, account, target, max(time) FROM messages WHERE room_id = 0"
+            " AND (lower(account) = ? OR lower(target_account) = ?)"
+            " AND time >= ? AND time <= ? GROUP BY sender, target",
+            [me, me, w.since, w.until],
+        ):
+            peer = target if fold(account or "") == me else sender
+            old = peers.get(fold(peer))
+            if old is None or old[1] < latest:
+                peers[fold(peer)] = (peer, latest)
+        found.extend((peer, False, latest) for peer, latest in peers.values())
+    found.sort(key=lambda t: t[2])
+    return HistoryTargets(tuple(found[: w.limit]), w.tag)
+
+
+def export_room(path: Path, room: str) -> Iterator[dict[str, Any]]:
+    """Every kept message of every room that has had this name, oldest first."""
+    db = connect(path, readonly=True)
+    try:
+        rows = db.execute(
+            "SELECT m.id, m.time, r.name, m.sender, m.account, m.kind, m.text FROM messages m"
+            " JOIN rooms r ON r.id = m.room_id WHERE r.key = ? ORDER BY m.id",
+            (fold(room.removeprefix("#")),),
+        )
+        for mid, ts, name, sender, account, kind, text in rows:
+            yield {
+                "id": mid,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts))
+                + f".{int(ts * 1000) % 1000:03d}Z",
+                "room": name,
+                "sender": sender,
+                "account": account,
+                "kind": kind,
+                "text": text,
+            }
+    except sqlite3.Error as err:
+        raise StoreError(f"{path}: {err}") from err
+    finally:
+        db.close()
