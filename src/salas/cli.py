@@ -1,4 +1,4 @@
-"""The ``salas`` command line: ``serve``, ``chat``, ``send``."""
+"""The ``salas`` command line: ``serve``, ``chat``, ``send``, ``admin``."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help="a door to open (repeatable); PROTO is line, irc or cs168."
         " Default: line:6900 and irc:6667",
     )
-    serve.add_argument("--data-dir", metavar="DIR", help="where logs (and later history) live")
+    serve.add_argument("--data-dir", metavar="DIR", help="where history, accounts and logs live")
     serve.add_argument("--config", metavar="FILE", help="a TOML settings file")
 
     chat = sub.add_parser("chat", help="the terminal client")
@@ -68,6 +68,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         metavar="[URL] MESSAGE",
         help="the server (default line://localhost:6900) and what to say",
     )
+
+    admin = sub.add_parser("admin", help="look after a server's data")
+    admin.add_argument("--data-dir", metavar="DIR", help="the server's data dir")
+    admin.add_argument("--config", metavar="FILE", help="the server's TOML settings file")
+    topics = admin.add_subparsers(dest="topic", metavar="TOPIC")
+    history = topics.add_parser("history", help="stored messages")
+    actions = history.add_subparsers(dest="action", metavar="ACTION")
+    export = actions.add_parser(
+        "export", help="a room's stored messages as JSON lines, oldest first"
+    )
+    export.add_argument("room", metavar="ROOM")
     return parser, send
 
 
@@ -87,8 +98,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _chat(args)
     if args.command == "send":
         return _send(args)
+    if args.command == "admin":
+        return _admin(args, parser)
     parser.print_help()
     return 2
+
+
+def _admin(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import json
+
+    from salas.config import store_path
+    from salas.store.base import StoreError
+    from salas.store.sqlite import export_room
+
+    if args.topic != "history" or args.action != "export":
+        parser.parse_args(["admin", "--help"])
+        return 2
+    try:
+        config = load(args.config)
+        if args.data_dir:
+            config.server.data_dir = args.data_dir
+        path = store_path(config)
+    except ConfigError as err:
+        print(f"salas admin: {err}", file=sys.stderr)
+        return 2
+    if path is None:
+        print("salas admin: the store is memory only: nothing is kept", file=sys.stderr)
+        return 1
+    if not path.exists():
+        print(f"salas admin: no store at {path}", file=sys.stderr)
+        return 1
+    try:
+        for row in export_room(path, args.room):
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+    except StoreError as err:
+        print(f"salas admin: {err}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
