@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from hubstate import snapshot
+from hubstate import refused, register, snapshot
 from salas.core import commands as c
 from salas.core import errors as e
 from salas.core.events import (
@@ -40,36 +40,6 @@ from salas.core.hub import MAX_LIMIT, MAX_TEXT_BYTES, Hub, HubSettings, check_te
 from salas.core.names import NAME_MAX, TOPIC_MAX, fold, valid_name
 
 # -- helpers ------------------------------------------------------------------
-
-
-def register(
-    hub: Hub,
-    sid: int,
-    name: str | None = None,
-    *,
-    door: str = "line",
-    lobby: bool = False,
-    uniquify: bool = False,
-    echo: bool = False,
-    now: float = 0.0,
-) -> list[Delivery]:
-    cmd = c.Register(
-        name, door, "127.0.0.1", 40000 + sid, echo=echo, lobby=lobby, uniquify=uniquify
-    )
-    return hub.handle(sid, cmd, now)
-
-
-def refused(hub: Hub, sid: int, cmd: c.Command, now: float = 1.0) -> e.ChatError:
-    """Run ``cmd``; check it was refused with one Failed to ``sid`` and changed nothing."""
-    before = snapshot(hub)
-    out = hub.handle(sid, cmd, now)
-    assert len(out) == 1, out
-    (d,) = out
-    assert d.to == (sid,)
-    assert isinstance(d.event, Failed)
-    assert d.event.command == cmd
-    assert snapshot(hub) == before
-    return d.event.error
 
 
 def events_of(out: list[Delivery], sid: int) -> list[Event]:
