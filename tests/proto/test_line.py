@@ -9,17 +9,21 @@ from hypothesis import strategies as st
 from salas.core import commands as c
 from salas.core import errors as e
 from salas.core.events import (
+    AccountRegistered,
     AwayChanged,
     Closing,
     Echoed,
     Event,
     Failed,
+    HistoryReply,
     Invited,
     Joined,
     Left,
+    LoggedIn,
     Message,
     NameList,
     OperGranted,
+    PasswordChanged,
     Private,
     Renamed,
     RoomList,
@@ -132,6 +136,22 @@ PARSE_CASES: list[tuple[bytes, Input | None]] = [
     (b"/kick bob", c.Kick(None, "bob", "")),
     (b"/kick bob stop spamming", c.Kick(None, "bob", "stop spamming")),
     (b"/kick", usage("kick")),
+    (b"/history", c.FetchHistory(None, True, 20)),
+    (b"/history 5", c.FetchHistory(None, True, 5)),
+    (b"/history #tas", c.FetchHistory("tas", True, 20)),
+    (b"/history 7 tas", c.FetchHistory("tas", True, 7)),
+    (b"/history tas 7", c.FetchHistory("tas", True, 7)),
+    (b"/history @bob", c.FetchHistory("bob", False, 20)),
+    (b"/history 0", usage("history")),
+    (b"/history a b", usage("history")),
+    (b"/history 1 2 3", usage("history")),
+    (b"/register s3cret", c.RegisterAccount("s3cret")),
+    (b"/register", usage("register")),
+    (b"/register two words", usage("register")),
+    (b"/login alice s3cret", c.LogIn("alice", "s3cret")),
+    (b"/login alice", usage("login")),
+    (b"/password old new", c.ChangePassword("old", "new")),
+    (b"/password old", usage("password")),
     (b"/quit", c.Quit("")),
     (b"/quit see you", c.Quit("see you")),
     (b"/help join", b"> /join ROOM [KEY]: go to a room (leaving the one you are in)\n"),
@@ -399,6 +419,17 @@ def test_render_user_list(door: LineDoor) -> None:
         (e.LimitInvalid("0"), "0 is not a valid limit: a whole number from 1 to 100000"),
         (e.TooManyRooms(5), "There are too many rooms already (5)"),
         (e.RoomProtected("lobby"), "lobby can't be changed that way"),
+        (e.NameReserved("ann"), "The name ann belongs to an account: /login ann PASSWORD"),
+        (e.LoginFailed(), "Login failed: wrong name or password"),
+        (e.AccountExists("ann"), "ann is already registered: /login ann PASSWORD"),
+        (e.PasswordInvalid("no spaces"), "That password won't do: no spaces"),
+        (e.NotLoggedIn(), "You are not logged in: /register PASSWORD or /login NAME PASSWORD"),
+        (e.AlreadyLoggedIn("ann"), "You are already logged in as ann"),
+        (e.TryLater("server busy"), "Not now (server busy): try again in a moment"),
+        (
+            e.StoreUnavailable(),
+            "Not sent: the server can't keep messages right now; try again soon",
+        ),
     ],
 )
 def test_render_errors_as_one_line(door: LineDoor, error: e.ChatError, text: str) -> None:
@@ -525,3 +556,50 @@ def test_two_netcat_users_in_a_small_room() -> None:
     w.type(2, "/quit")
     assert w.read(2) == ["< You left Teste", "> Bye"]
     assert w.read(1) == ["< bob left Teste (1 user online)"]
+
+
+# -- history and accounts ----------------------------------------------------------
+
+T0 = 1_764_748_800.0  # 2025-12-03 08:00:00 UTC
+
+
+def test_render_history_marks_it_as_history_with_times(door: LineDoor) -> None:
+    msgs = (
+        Message(1, T0, "tas", ref(2, "bob"), "hi", "say"),
+        Message(2, T0 + 61, "tas", ref(2, "bob"), "waves", "action"),
+        Message(3, T0 + 125, "tas", ref(0, "carol"), "\x1b[31mred", "notice"),
+    )
+    out = door.render(HistoryReply("tas", True, msgs, "request")).decode()
+    assert out == (
+        "> History of tas (3 messages, times UTC):\n"
+        "  08:00 [bob] hi\n"
+        "  08:01 * bob waves\n"
+        "  08:02 -carol- [31mred\n"
+        "> End of history of tas\n"
+    )
+
+
+def test_render_history_over_several_days_shows_dates(door: LineDoor) -> None:
+    msgs = (
+        Message(1, T0, "tas", ref(2, "bob"), "a"),
+        Message(2, T0 + 86400, "tas", ref(2, "bob"), "b"),
+    )
+    out = door.render(HistoryReply("tas", True, msgs, "join")).decode().splitlines()
+    assert out[0] == "> Recent messages of tas (2 messages, times UTC):"
+    assert out[1:3] == ["  2025-12-03 08:00 [bob] a", "  2025-12-04 08:00 [bob] b"]
+
+
+def test_render_private_history_and_empty_history(door: LineDoor) -> None:
+    msgs = (Private(1, T0, ref(2, "bob"), ref(1, "me"), "psst"),)
+    out = door.render(HistoryReply("bob", False, msgs)).decode()
+    assert out.startswith("> History of your conversation with bob (1 message, times UTC):\n")
+    assert door.render(HistoryReply("tas", True, ())) == b"> No messages in tas yet\n"
+    assert door.render(HistoryReply("tas", True, (), "join")) == b""
+
+
+def test_render_account_answers(door: LineDoor) -> None:
+    assert door.render(LoggedIn("ann", "ann")) == b"> You are logged in as ann\n"
+    assert door.render(AccountRegistered("ann")) == (
+        b"> The name ann is now your account: /login ann PASSWORD next time\n"
+    )
+    assert door.render(PasswordChanged("ann")) == b"> Your password was changed\n"
