@@ -19,6 +19,7 @@ from salas.config import (
     from_dict,
     load,
     parse_listen,
+    store_path,
 )
 
 
@@ -281,3 +282,30 @@ def test_line_and_cs168_are_built() -> None:
 def test_parse_listen_superscript_port_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         parse_listen("line:²")
+
+
+def test_the_store_is_sqlite_in_the_data_dir_by_default(tmp_path: Path) -> None:
+    cfg = from_dict({"server": {"data_dir": str(tmp_path)}})
+    assert store_path(cfg) == tmp_path / "salas.db"
+    assert (cfg.history.on_join, cfg.history.retention_days, cfg.store.fsync) == (20, 0.0, False)
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [("memory:", None), ("sqlite:///var/lib/chat.db", Path("/var/lib/chat.db"))],
+)
+def test_store_urls(url: str, path: Path | None) -> None:
+    assert store_path(from_dict({"store": {"url": url}})) == path
+
+
+@pytest.mark.parametrize("url", ["postgres://x", "sqlite://relative.db", "sqlite:///", "mem"])
+def test_a_store_url_this_build_cannot_open_is_an_error_naming_the_key(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"^store\.url: "):
+        from_dict({"store": {"url": url}})
+
+
+def test_history_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match=r"history\.max_request"):
+        from_dict({"history": {"max_request": 0}})
+    with pytest.raises(ConfigError, match=r"history\.on_join"):
+        from_dict({"history": {"on_join": -1}})

@@ -267,7 +267,7 @@ COMMANDS: dict[str, Usage] = {
         Usage(
             "history",
             "[N] [ROOM|@NAME]",
-            "the last N messages of this room (or ROOM, or your conversation with NAME)",
+            "the last N messages here (or in ROOM, or with NAME)",
             _history,
         ),
         Usage("register", "PASSWORD", "make your name an account, kept for you", _register),
@@ -284,8 +284,10 @@ def help_text(topic: str = "") -> bytes:
     if name in COMMANDS:
         u = COMMANDS[name]
         return _line(f"> /{u.name} {u.args}".rstrip() + f": {u.help}")
-    rows = [f"  /{u.name} {u.args}".ljust(26) + u.help for u in COMMANDS.values()]
-    rows.append("  //TEXT".ljust(26) + "say a line that starts with /")
+    heads = [f"  /{u.name} {u.args}".rstrip() for u in COMMANDS.values()]
+    width = max(len(h) for h in heads) + 2
+    rows = [h.ljust(width) + u.help for h, u in zip(heads, COMMANDS.values(), strict=True)]
+    rows.append("  //TEXT".ljust(width) + "say a line that starts with /")
     head = "> Commands (anything else is said in your room):"
     return ("\n".join([head, *rows]) + "\n").encode()
 
