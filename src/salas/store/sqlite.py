@@ -235,9 +235,19 @@ class SqliteStore:
             # gives the -wal and -shm files the same mode).
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             self.reader = connect(self.path)
+        except BaseException:
+            self._unlock()
+            raise
+        try:
             self.reader.execute("PRAGMA journal_mode = WAL")
             migrate(self.reader, self.path)
+        except sqlite3.DatabaseError as err:
+            # A damaged file can pass connect() (its first page is fine) and fail here.
+            self.reader.close()
+            self._unlock()
+            raise StoreError(f"{self.path}: can't be read as a salas database ({err})") from err
         except BaseException:
+            self.reader.close()
             self._unlock()
             raise
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -255,6 +265,12 @@ class SqliteStore:
     # -- on the event loop ------------------------------------------------------
 
     def load(self) -> Loaded:
+        try:
+            return self._load()
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{self.path}: can't be read as a salas database ({err})") from err
+
+    def _load(self) -> Loaded:
         db = self.reader
         rooms = tuple(
             RoomRecord(
