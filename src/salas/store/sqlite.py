@@ -190,7 +190,8 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
             conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
         except sqlite3.Error as err:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise StoreError(
                 f"{path}: upgrade to schema version {version + 1} failed: {err}"
             ) from err
@@ -380,7 +381,10 @@ class SqliteStore:
                     _write(db, records)
                     db.execute("COMMIT")
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    # SQLite may have rolled back already (disk full, I/O error):
+                    # a second ROLLBACK would fail and hide the real reason.
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
                     raise
             except sqlite3.IntegrityError as err:
                 # Not the disk's fault: trying again can't help, and must not block the rest.
