@@ -178,6 +178,9 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
         return found
     if found > 0:
         backup = path.with_name(f"{path.name}.v{found}.bak")
+        # The copy holds what the file holds (room keys, password hashes): its owner's alone.
+        os.close(os.open(backup, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(backup, 0o600)
         with contextlib.closing(sqlite3.connect(backup)) as copy:
             conn.backup(copy)
         log.info("store: %s is at schema version %d; copy kept in %s", path, found, backup)
