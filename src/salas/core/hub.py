@@ -326,9 +326,10 @@ class Hub:
     def _register(self, sid: int, cmd: c.Register, now: float, out: list[Delivery]) -> None:
         if sid in self.users:
             raise e.NameTaken(self.users[sid].name)
-        key = self.preauth.pop(sid, None)
+        key = self.preauth.get(sid)  # kept if this name is refused: the next try has it
         account = self.accounts.get(key) if key is not None else None
         name = self._pick_name(cmd.name, cmd.uniquify, key)
+        self.preauth.pop(sid, None)
         user = User(
             sid=sid,
             name=name,
