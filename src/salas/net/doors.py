@@ -25,6 +25,7 @@ def door_factories(config: Config, started: float | None = None) -> dict[str, Do
         operators=tuple((op.name, op.password) for op in config.operators),
         ping_interval=config.irc.ping_interval,
         ping_timeout=config.irc.ping_timeout,
+        history_max=config.history.max_request,
     )
     return {
         "line": LineDoor,

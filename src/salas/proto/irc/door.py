@@ -21,6 +21,8 @@ from salas import __version__
 from salas.core import commands as c
 from salas.core import errors as e
 from salas.core.events import (
+    AccountChanged,
+    AccountRegistered,
     AwayChanged,
     BanList,
     Closing,
@@ -28,15 +30,19 @@ from salas.core.events import (
     Event,
     Failed,
     Found,
+    HistoryReply,
+    HistoryTargets,
     Invited,
     IsAway,
     Joined,
     Left,
+    LoggedIn,
     Message,
     ModesAre,
     ModesChanged,
     NameList,
     OperGranted,
+    PasswordChanged,
     Private,
     Renamed,
     RoomList,
@@ -52,6 +58,7 @@ from salas.core.events import (
 from salas.core.model import UserInfo, UserRef
 from salas.core.names import NAME_MAX, ROOM_MAX, TOPIC_MAX, fold, valid_name, valid_room
 from salas.proto.door import Deferred, Input
+from salas.proto.irc import chathistory, nickserv
 from salas.proto.irc import numerics as n
 from salas.proto.irc.caps import CAPS, ls_tokens
 from salas.proto.irc.message import (
@@ -62,6 +69,13 @@ from salas.proto.irc.message import (
     build,
     escape_tag,
     parse,
+)
+from salas.proto.irc.sasl import (
+    MECHANISMS,
+    PlainExchange,
+    SaslFailed,
+    SaslTooLong,
+    decode_plain,
 )
 from salas.proto.lines import LineBuffer, TooLong
 
@@ -92,6 +106,8 @@ class IrcInfo:
     operators: tuple[tuple[str, str], ...] = ()
     ping_interval: float = 120.0
     ping_timeout: float = 60.0
+    #: Most messages one CHATHISTORY request returns (``history.max_request``).
+    history_max: int = 1000
 
 
 def isupport(info: IrcInfo) -> list[str]:
@@ -102,11 +118,14 @@ def isupport(info: IrcInfo) -> list[str]:
         f"CHANMODES={LIST_MODES},{ARG_MODES},{SET_ARG_MODES},{FLAG_MODES}",
         f"CHANNELLEN={ROOM_MAX + 1}",
         "CHANTYPES=#",
+        f"CHATHISTORY={info.history_max}",
         "ELIST=",
         "HOSTLEN=64",
         f"KICKLEN={KICKLEN}",
         "MAXLIST=b:100",
         f"MODES={MODES_PER_LINE}",
+        # Message ids are exact and last; times on the wire only have milliseconds.
+        "MSGREFTYPES=msgid,timestamp",
         f"NETWORK={info.network}",
         f"NICKLEN={NAME_MAX}",
         "PREFIX=(ov)@+",
@@ -158,6 +177,13 @@ _VARIANTS: dict[tuple[object, ...], tuple[object, ...]] = {PLAIN_VARIANT: PLAIN_
 class _Label:
     label: str
     lines: list[bytes] = field(default_factory=list)
+    #: What answers the command when it gives no reply at once: "history" (the store's
+    #: answer carries the label itself), "account" (the password check's answer gets it).
+    then: str = ""
+
+
+#: Text of 433 for a nick that belongs to an account.
+RESERVED_TEXT = "Nickname is registered to an account: log in with SASL or /msg NickServ IDENTIFY"
 
 
 class IrcDoor:
@@ -165,11 +191,15 @@ class IrcDoor:
 
     # Thousands of these sit idle at once: slots, and nothing made before it is needed.
     __slots__ = (
+        "_auth_via",
         "_batch_seq",
         "_buf",
         "_label",
         "_last_quit",
+        "_late_label",
         "_ping_token",
+        "_sasl",
+        "account",
         "cap_version",
         "caps",
         "channels",
@@ -211,6 +241,15 @@ class IrcDoor:
         self._label: _Label | None = None
         self._batch_seq = 0
         self.variant: object = PLAIN_VARIANT
+        #: The account this connection is logged in to (SASL, NickServ, REGISTER).
+        self.account: str | None = None
+        #: An ``AUTHENTICATE PLAIN`` exchange waiting for its payload.
+        self._sasl: PlainExchange | None = None
+        #: Who asked for the account command being checked: "sasl", "nickserv" or
+        #: "register". One at a time: the server holds input while a password is checked.
+        self._auth_via: str | None = None
+        #: The label of a labeled account command whose answer is still to come.
+        self._late_label: str | None = None
 
     # -- the door protocol ----------------------------------------------------
 
@@ -281,6 +320,8 @@ class IrcDoor:
         target, sep, body = rest.partition(b" :")
         if not sep or not body or not target or b" " in target or b"," in target:
             return None
+        if len(target) == 8 and target.lower() == b"nickserv":
+            return None  # never to the hub: the door answers for NickServ
         if len(raw) > MAX_LINE - 2 or b"\x00" in body:
             return None
         try:
@@ -301,13 +342,20 @@ class IrcDoor:
         items = self._dispatch(line)
         if label is None or not self.registered:
             return items
-        return [self._begin_label(label), *items, self._end_label]
+        then = ""
+        for item in items:
+            kind = type(item)
+            if kind in c.ACCOUNT_COMMANDS:
+                then = "account"
+            elif kind is c.FetchHistory or kind is c.FetchTargets:
+                then = "history"
+        return [self._begin_label(label, then), *items, self._end_label]
 
     # -- labeled-response --------------------------------------------------------
 
-    def _begin_label(self, label: str) -> Callable[[], bytes]:
+    def _begin_label(self, label: str, then: str = "") -> Callable[[], bytes]:
         def begin() -> bytes:
-            self._label = _Label(label)
+            self._label = _Label(label, then=then)
             return b""
 
         return begin
@@ -319,6 +367,11 @@ class IrcDoor:
         lines = lab.lines
         tag = {"label": lab.label}
         if not lines:
+            if lab.then == "account":
+                self._late_label = lab.label  # the answer comes when the password is checked
+                return b""
+            if lab.then == "history":
+                return b""  # the store's answer carries the label
             return build("ACK", source=self.info.server, tags=tag)
         if len(lines) == 1:
             return _add_tags(lines[0], tag)
@@ -327,8 +380,18 @@ class IrcDoor:
         self._batch_seq += 1
         ref = f"L{self._batch_seq}"
         start = build("BATCH", f"+{ref}", "labeled-response", source=self.info.server, tags=tag)
-        body = b"".join(_add_tags(x, {"batch": ref}) for x in lines)
+        # Lines of a batch nested in this one (history played back on JOIN) keep their own.
+        body = b"".join(x if _in_batch(x) else _add_tags(x, {"batch": ref}) for x in lines)
         return start + body + build("BATCH", f"-{ref}", source=self.info.server)
+
+    def _labeled(self, label: str, data: bytes) -> bytes:
+        """``data`` as the whole labeled response to an earlier command."""
+        outer = self._label
+        self._label = _Label(label)
+        self._emit(data)
+        out = self._end_label()
+        self._label = outer
+        return out
 
     def _emit(self, data: bytes) -> bytes:
         """Replies to this client: held back while a labeled command runs."""
@@ -455,6 +518,11 @@ class IrcDoor:
             if self.registered:
                 return []
             self.negotiating = False
+            if self._sasl is not None:
+                # sasl 3.1: registration ends an unfinished exchange, without an account.
+                self._sasl = None
+                aborted = self._num(n.ERR_SASLABORTED, "SASL authentication aborted")
+                return [self._local(aborted), *self._try_register()]
             return self._try_register()
         return [self._local(self._num(n.ERR_INVALIDCAPCMD, sub, "Invalid CAP command"))]
 
@@ -485,6 +553,12 @@ class IrcDoor:
         nick = line.params[0]
         if not valid_name(nick):
             return [self._local(self._num(n.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname"))]
+        if fold(nick) == nickserv.FOLDED:
+            return [
+                self._local(
+                    self._num(n.ERR_ERRONEUSNICKNAME, nick, "Nickname is reserved for services")
+                )
+            ]
         if self.registered:
             return [c.Rename(nick)]
         self.nick = nick
@@ -570,7 +644,10 @@ class IrcDoor:
         out: list[Input] = []
         for target in line.params[0].split(",")[:MAXTARGETS]:
             room = self._room_of(target)
-            if room is not None:
+            if fold(target) == nickserv.FOLDED:
+                if not notice:
+                    out.extend(self._to_nickserv(line.params[1]))
+            elif room is not None:
                 out.append(c.Say(room, text, kind))
             elif target.startswith("#"):
                 if not notice:
@@ -615,12 +692,35 @@ class IrcDoor:
         room = self._room_of(mask)
         if room is not None:
             return [c.ListUsers(room)]
+        if fold(mask) == nickserv.FOLDED:
+            server = self.info.server
+            row = (nickserv.NAME, server, server, nickserv.NAME, "H", "0 Account services")
+            return [
+                self._local(
+                    self._num(n.RPL_WHOREPLY, "*", *row)
+                    + self._num(n.RPL_ENDOFWHO, mask, "End of WHO list")
+                )
+            ]
         if valid_name(mask):
             return [c.Whois(mask, tag="who")]
         return [self._local(self._num(n.RPL_ENDOFWHO, mask, "End of WHO list"))]
 
     def _cmd_whois(self, line: Line) -> list[Input]:
-        return [c.Whois(line.params[-1].split(",")[0])]
+        name = line.params[-1].split(",")[0]
+        if fold(name) == nickserv.FOLDED:
+            return [self._local(self._whois_service())]
+        return [c.Whois(name)]
+
+    def _whois_service(self) -> bytes:
+        name, server = nickserv.NAME, self.info.server
+        return b"".join(
+            [
+                self._num(n.RPL_WHOISUSER, name, name, server, "*", "Account services"),
+                self._num(n.RPL_WHOISSERVER, name, server, self.info.description),
+                self._num(n.RPL_WHOISOPERATOR, name, "is a network service"),
+                self._num(n.RPL_ENDOFWHOIS, name, "End of /WHOIS list"),
+            ]
+        )
 
     def _cmd_mode(self, line: Line) -> list[Input]:
         target = line.params[0]
@@ -729,11 +829,158 @@ class IrcDoor:
     def _cmd_userhost(self, line: Line) -> list[Input]:
         return [c.Lookup(tuple(line.params[:5]), tag="userhost")]
 
+    # -- accounts: SASL, REGISTER, NickServ ------------------------------------------
+
+    def _cmd_authenticate(self, line: Line) -> list[Input]:
+        """IRCv3 SASL PLAIN, before or after registration."""
+        if not line.params or not line.params[0]:
+            return [
+                self._local(
+                    self._num(n.ERR_NEEDMOREPARAMS, "AUTHENTICATE", "Not enough parameters")
+                )
+            ]
+        arg = line.params[0]
+        if arg == "*":
+            self._sasl = None
+            return [self._local(self._num(n.ERR_SASLABORTED, "SASL authentication aborted"))]
+        if "sasl" not in self.caps:
+            return [self._local(self._sasl_failed())]
+        if self.account is not None:
+            self._sasl = None
+            return [
+                self._local(
+                    self._num(n.ERR_SASLALREADY, "You have already authenticated using SASL")
+                )
+            ]
+        exchange = self._sasl
+        if exchange is None:
+            if arg.upper() not in MECHANISMS:
+                mechs = ",".join(MECHANISMS)
+                return [
+                    self._local(
+                        self._num(n.RPL_SASLMECHS, mechs, "are available SASL mechanisms")
+                        + self._sasl_failed()
+                    )
+                ]
+            self._sasl = PlainExchange()
+            return [self._local(build("AUTHENTICATE", "+"))]
+        try:
+            payload = exchange.feed(arg)
+        except SaslTooLong:
+            self._sasl = None
+            return [self._local(self._num(n.ERR_SASLTOOLONG, "SASL message too long"))]
+        if payload is None:
+            return []  # a 400-byte chunk: more follows
+        self._sasl = None
+        try:
+            name, password = decode_plain(payload)
+        except SaslFailed:
+            return [self._local(self._sasl_failed())]
+        self._auth_via = "sasl"
+        return [c.LogIn(name, password, "sasl")]
+
+    def _sasl_failed(self) -> bytes:
+        return self._num(n.ERR_SASLFAIL, "SASL authentication failed")
+
+    def _cmd_register(self, line: Line) -> list[Input]:
+        """IRCv3 draft/account-registration: ``REGISTER <account> <email> <password>``."""
+        if not self.registered:
+            return [
+                self._local(
+                    self._fail(
+                        "REGISTER",
+                        "COMPLETE_CONNECTION_REQUIRED",
+                        "Finish connecting before registering an account",
+                    )
+                )
+            ]
+        if len(line.params) < 3 or not line.params[2]:
+            return [
+                self._local(self._num(n.ERR_NEEDMOREPARAMS, "REGISTER", "Not enough parameters"))
+            ]
+        account, _email, password = line.params[:3]
+        if account != "*" and fold(account) != fold(self.nick):
+            return [
+                self._local(
+                    self._fail(
+                        "REGISTER",
+                        "ACCOUNT_NAME_MUST_BE_NICK",
+                        account,
+                        "The account is named after your nick: use * or change nick first",
+                    )
+                )
+            ]
+        if self.account is not None:
+            return [
+                self._local(
+                    self._fail(
+                        "REGISTER",
+                        "ALREADY_AUTHENTICATED",
+                        self.account,
+                        f"You are already logged in as {self.account}",
+                    )
+                )
+            ]
+        self._auth_via = "register"
+        return [c.RegisterAccount(password)]
+
+    def _cmd_nickserv(self, line: Line) -> list[Input]:
+        """``NICKSERV ...`` and ``NS ...``: the same as ``PRIVMSG NickServ :...``."""
+        return self._to_nickserv(" ".join(line.params))
+
+    def _to_nickserv(self, text: str) -> list[Input]:
+        out: list[Input] = []
+        if "echo-message" in self.caps:
+            echo = build(
+                "PRIVMSG", nickserv.NAME, text, source=self._self_prefix(), tags=self._tags()
+            )
+            out.append(self._local(echo))
+        what = nickserv.command(text)
+        if isinstance(what, tuple):
+            out.append(self._local(b"".join(self._ns(t) for t in what)))
+            return out
+        self._auth_via = "nickserv"
+        out.append(what)
+        return out
+
+    def _ns(self, text: str) -> bytes:
+        """A NOTICE from NickServ."""
+        src = f"{nickserv.NAME}!{nickserv.NAME}@{self.info.server}"
+        return build("NOTICE", self._me(), text, source=src, tags=self._tags())
+
+    def _fail(self, command: str, code: str, *rest: str) -> bytes:
+        """An IRCv3 standard reply: ``FAIL COMMAND CODE [context...] :text``."""
+        return build("FAIL", command, code, *rest, source=self.info.server)
+
+    # -- history ---------------------------------------------------------------------
+
+    def _cmd_chathistory(self, line: Line) -> list[Input]:
+        label = line.tags.get("label") if "labeled-response" in self.caps else None
+        try:
+            cmd = chathistory.parse_request(line.params, "" if label is None else "L" + label)
+        except chathistory.RequestError as err:
+            return [self._local(self._fail("CHATHISTORY", err.code, *err.context, err.text))]
+        if (
+            isinstance(cmd, c.FetchHistory)
+            and not cmd.room
+            and fold(cmd.target or "") == "nickserv"
+        ):
+            return [self._local(self._batch("chathistory", (nickserv.NAME,), b"", None))]
+        return [cmd]
+
     # -- rendering ----------------------------------------------------------------
 
     def render(self, ev: Event) -> bytes:
-        if type(ev) is Closing:
+        t = type(ev)
+        if t is Closing:
             return self._render(ev)  # the connection closes now: no label will follow
+        late = self._late_label
+        if late is not None and (
+            t in _ACCOUNT_ANSWERS
+            or (isinstance(ev, Failed) and isinstance(ev.command, c.ACCOUNT_COMMANDS))
+        ):
+            self._late_label = None
+            return self._labeled(late, self._render(ev))
         return self._emit(self._render(ev))
 
     def _render(self, ev: Event) -> bytes:
@@ -770,7 +1017,8 @@ class IrcDoor:
                 return build("JOIN", "#" + room, source=prefix(u), tags=tags)
             case Left(room=room, user=u, kind=kind, reason=why, by=by):
                 return self._left(room, u, kind, why, by)
-            case Welcome():
+            case Welcome(user=u):
+                self.account = u.account
                 return self._welcome(ev)
             case Renamed(old=o, new=new):
                 if new.sid == me:
@@ -875,7 +1123,162 @@ class IrcDoor:
                 return self.render_error_close(why or "Quit")
             case Failed(error=err, command=cmd):
                 return self._failed(err, cmd)
+            case HistoryReply():
+                return self._history(ev)
+            case HistoryTargets(targets=targets, tag=tag):
+                body = b"".join(
+                    build(
+                        "CHATHISTORY",
+                        "TARGETS",
+                        "#" + name if is_room else name,
+                        _iso(ts),
+                        source=server,
+                    )
+                    for name, is_room, ts in targets
+                )
+                return self._batch("draft/chathistory-targets", (), body, _label_of(tag))
+            case AccountChanged(user=u, account=account):
+                if "account-notify" not in self.caps:
+                    return b""
+                return build("ACCOUNT", account or "*", source=prefix(u), tags=self._tags())
+            case LoggedIn(account=account, how=how):
+                return self._logged_in(account, how)
+            case AccountRegistered(account=account):
+                via, self._auth_via = self._auth_via, None
+                self.account = account
+                done = self._logged_in_numeric(account)
+                if via == "register":
+                    return (
+                        build("REGISTER", "SUCCESS", account, "Account created", source=server)
+                        + done
+                    )
+                return done + self._ns(
+                    f"{account} is now your account, and you are logged in. Next time, log in"
+                    " with SASL, or with /msg NickServ IDENTIFY <password>."
+                )
+            case PasswordChanged():
+                self._auth_via = None
+                return self._ns("Your password has been changed.")
         return b""
+
+    # -- accounts and history -------------------------------------------------------
+
+    def _logged_in_numeric(self, account: str) -> bytes:
+        mask = f"{self._me()}!{self.username or '*'}@{self.host}"
+        return self._num(n.RPL_LOGGEDIN, mask, account, f"You are now logged in as {account}")
+
+    def _logged_in(self, account: str, how: str) -> bytes:
+        via, self._auth_via = self._auth_via, None
+        self.account = account
+        out = self._logged_in_numeric(account)
+        if via == "sasl" or (via is None and how == "sasl"):
+            return out + self._num(n.RPL_SASLSUCCESS, "SASL authentication successful")
+        return out + self._ns(f"You are now identified for {account}.")
+
+    def _account_failed(self, err: e.ChatError, cmd: c.Command) -> bytes:
+        """A password check's refusal, in the words of whatever asked for it."""
+        via, self._auth_via = self._auth_via, None
+        if isinstance(cmd, c.LogIn) and (via == "sasl" or (via is None and cmd.how == "sasl")):
+            return self._sasl_failed()  # the same for a wrong password and a missing account
+        if isinstance(cmd, c.RegisterAccount) and via == "register":
+            return self._register_refused(err)
+        match err:
+            case e.LoginFailed():
+                if isinstance(cmd, c.ChangePassword):
+                    return self._ns("Your current password is not right; nothing changed.")
+                return self._ns("Invalid account or password.")
+            case e.AccountExists(name=name):
+                return self._ns(f"{name} is already registered.")
+            case e.PasswordInvalid(reason=why):
+                return self._ns(f"That password can't be used: {why}.")
+            case e.NotLoggedIn():
+                return self._ns("You are not logged in.")
+            case e.AlreadyLoggedIn(account=account):
+                return self._ns(f"You are already logged in as {account}.")
+            case e.TryLater(reason=why):
+                return self._ns(f"Not now ({why}): try again in a moment.")
+            case e.StoreUnavailable():
+                return self._ns("Accounts can't be saved right now: try again later.")
+        return self._ns(f"That did not work: {err}")
+
+    def _register_refused(self, err: e.ChatError) -> bytes:
+        """``FAIL REGISTER ...`` (IRCv3 draft/account-registration)."""
+        me = self.nick or "*"
+        match err:
+            case e.AccountExists(name=name):
+                return self._fail("REGISTER", "ACCOUNT_EXISTS", name, "Account already exists")
+            case e.AlreadyLoggedIn(account=account):
+                return self._fail(
+                    "REGISTER", "ALREADY_AUTHENTICATED", account, "You are already logged in"
+                )
+            case e.PasswordInvalid(reason=why):
+                code = "WEAK_PASSWORD" if why.startswith("at least") else "UNACCEPTABLE_PASSWORD"
+                return self._fail("REGISTER", code, me, f"Password refused: {why}")
+            case e.NameInvalid() | e.NameReserved():
+                return self._fail(
+                    "REGISTER", "BAD_ACCOUNT_NAME", me, "That name can't be an account"
+                )
+            case e.NotLoggedIn():
+                return self._fail(
+                    "REGISTER",
+                    "COMPLETE_CONNECTION_REQUIRED",
+                    "Finish connecting before registering an account",
+                )
+        return self._fail(
+            "REGISTER", "TEMPORARILY_UNAVAILABLE", me, "Accounts can't be made right now; try later"
+        )
+
+    def _history_failed(self, err: e.ChatError, cmd: c.FetchHistory | c.FetchTargets) -> bytes:
+        if isinstance(cmd, c.FetchTargets):
+            return self._fail(
+                "CHATHISTORY", "MESSAGE_ERROR", "TARGETS", "*", "Messages could not be retrieved"
+            )
+        sub = cmd.mode.upper()
+        target = cmd.target or "*"
+        if cmd.room and cmd.target:
+            target = "#" + target
+        if isinstance(err, e.NotLoggedIn):
+            text = "Private history is kept for accounts: log in to see it"
+            return self._fail("CHATHISTORY", "INVALID_TARGET", sub, target, text)
+        if isinstance(err, e.NotInRoom | e.NoSuchRoom | e.RoomNameInvalid | e.NoSuchUser):
+            text = "Messages could not be retrieved"
+            return self._fail("CHATHISTORY", "INVALID_TARGET", sub, target, text)
+        return self._fail(
+            "CHATHISTORY", "MESSAGE_ERROR", sub, target, "Messages could not be retrieved"
+        )
+
+    def _history(self, ev: HistoryReply) -> bytes:
+        if ev.reason == "join":
+            # Clients that can ask for history do; the others are shown the latest.
+            if "draft/chathistory" in self.caps or not ev.messages:
+                return b""
+            stamp = "server-time" not in self.caps
+            body = b"".join(self._history_line(m, stamp) for m in ev.messages)
+            return self._batch("chathistory", ("#" + ev.target,), body, None)
+        target = "#" + ev.target if ev.room else ev.target
+        body = b"".join(self._history_line(m, False) for m in ev.messages)
+        return self._batch("chathistory", (target,), body, _label_of(ev.tag))
+
+    def _history_line(self, m: Message | Private, stamp: bool) -> bytes:
+        """A stored message as it was said. ``stamp``: its time in front of the text,
+        for clients that would otherwise show it as said now."""
+        text = _stamp(m.time, time.time()) + m.text if stamp else m.text
+        tags = self._tags(m.time, m.id, m.sender.account)
+        dest = "#" + m.room if isinstance(m, Message) else m.target.name
+        return self._message(prefix(m.sender), dest, text, m.kind, tags)
+
+    def _batch(self, kind: str, params: tuple[str, ...], body: bytes, label: str | None) -> bytes:
+        """``body`` in an IRCv3 batch (plain lines for clients without ``batch``); with a
+        label, as the whole labeled response to an earlier command."""
+        if "batch" not in self.caps:
+            return body if label is None else self._labeled(label, body)
+        self._batch_seq += 1
+        ref = f"H{self._batch_seq}"
+        tags = {"label": label} if label is not None else None
+        start = build("BATCH", f"+{ref}", kind, *params, source=self.info.server, tags=tags)
+        lines = body.split(b"\r\n")
+        inner = b"".join(_add_tags(x + b"\r\n", {"batch": ref}) for x in lines if x)
+        return start + inner + build("BATCH", f"-{ref}", source=self.info.server)
 
     def _message(self, src: str, target: str, text: str, kind: str, tags: dict[str, str]) -> bytes:
         verb = "NOTICE" if kind == "notice" else "PRIVMSG"
@@ -1073,6 +1476,10 @@ class IrcDoor:
             return b""  # RFC 2812: no automatic replies to NOTICE, errors included
         if isinstance(cmd, c.Register):
             return self._register_failed(err)
+        if isinstance(cmd, c.ACCOUNT_COMMANDS):
+            return self._account_failed(err, cmd)
+        if isinstance(cmd, c.FetchHistory | c.FetchTargets):
+            return self._history_failed(err, cmd)
         if isinstance(cmd, c.Whois) and cmd.tag == "who":
             return self._num(n.RPL_ENDOFWHO, cmd.name, "End of WHO list")
         if isinstance(cmd, c.ListUsers) and isinstance(err, e.NoSuchRoom):
@@ -1084,6 +1491,20 @@ class IrcDoor:
                 return self._num(n.ERR_ERRONEUSNICKNAME, name, "Erroneous nickname")
             case e.NameTaken(name=name):
                 return self._num(n.ERR_NICKNAMEINUSE, name, "Nickname is already in use")
+            case e.NameReserved(name=name):
+                return self._num(n.ERR_NICKNAMEINUSE, name, RESERVED_TEXT)
+            case e.StoreUnavailable():
+                target = "*"
+                if isinstance(cmd, c.Say):
+                    target = "#" + cmd.room if cmd.room else "*"
+                elif isinstance(cmd, c.Tell):
+                    target = cmd.target
+                return self._num(
+                    n.ERR_CANNOTSENDTOCHAN,
+                    target,
+                    "Cannot send: messages can't be stored right now, so none are taken;"
+                    " try again soon",
+                )
             case e.RoomNameInvalid(room=room) | e.NoSuchRoom(room=room):
                 return self._num(n.ERR_NOSUCHCHANNEL, "#" + room, "No such channel")
             case e.RoomFull(room=room):
@@ -1144,9 +1565,36 @@ class IrcDoor:
             return build(
                 n.ERR_NICKNAMEINUSE, "*", bad, "Nickname is already in use", source=self.info.server
             )
+        if isinstance(err, e.NameReserved):
+            return build(n.ERR_NICKNAMEINUSE, "*", bad, RESERVED_TEXT, source=self.info.server)
         return build(
             n.ERR_ERRONEUSNICKNAME, "*", bad, "Erroneous nickname", source=self.info.server
         )
+
+
+#: Events that answer an account command (a password check).
+_ACCOUNT_ANSWERS = (LoggedIn, AccountRegistered, PasswordChanged)
+
+
+def _label_of(tag: str) -> str | None:
+    """The label a history request carried in its tag ("L" + label), if any."""
+    return tag[1:] if tag.startswith("L") else None
+
+
+def _stamp(ts: float, now: float) -> str:
+    """``[13:05] `` (UTC), with the date when it is not today's."""
+    when = datetime.fromtimestamp(ts, UTC)
+    if when.date() == datetime.fromtimestamp(now, UTC).date():
+        return when.strftime("[%H:%M] ")
+    return when.strftime("[%Y-%m-%d %H:%M] ")
+
+
+def _in_batch(line: bytes) -> bool:
+    """The line already carries a ``batch`` tag (it belongs to a nested batch)."""
+    if not line.startswith(b"@"):
+        return False
+    tags = line[1 : line.find(b" ")]
+    return tags.startswith(b"batch=") or b";batch=" in tags
 
 
 def _add_tags(line: bytes, tags: dict[str, str]) -> bytes:
@@ -1168,6 +1616,8 @@ _PRE: dict[str, Handler] = {
     "PING": IrcDoor._cmd_ping,
     "PONG": IrcDoor._cmd_pong,
     "QUIT": IrcDoor._cmd_quit,
+    "AUTHENTICATE": IrcDoor._cmd_authenticate,
+    "REGISTER": IrcDoor._cmd_register,
 }
 _POST: dict[str, Handler] = {
     "JOIN": IrcDoor._cmd_join,
@@ -1191,6 +1641,9 @@ _POST: dict[str, Handler] = {
     "TIME": IrcDoor._cmd_time,
     "USERHOST": IrcDoor._cmd_userhost,
     "ISON": IrcDoor._cmd_ison,
+    "CHATHISTORY": IrcDoor._cmd_chathistory,
+    "NICKSERV": IrcDoor._cmd_nickserv,
+    "NS": IrcDoor._cmd_nickserv,
 }
 #: Parameters each command needs (ERR_NEEDMOREPARAMS below that).
 _MIN_PARAMS: dict[str, int] = {
