@@ -195,3 +195,92 @@ def test_irssi_talks_with_a_line_user(three_doors: RunningServer, tmp_path: Path
         assert bob.expect("carol left") == "< carol left tas (1 user online): Quit: leaving"
     finally:
         subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
+
+
+def test_irc_library_logs_in_with_sasl(three_doors: RunningServer) -> None:
+    """jaraco's irc library, with its SASL PLAIN login, takes a registered nick."""
+    srv = three_doors
+    owner = welcome(srv.port, "dora")
+    owner.send("/register pw-dora-1")
+    owner.expect("> The name dora is now your account")
+    owner.send("/quit")
+    assert owner.closed()
+
+    reactor = irc.client.Reactor()
+    seen: list[tuple[str, list[str]]] = []
+
+    def note(conn: irc.client.ServerConnection, ev: irc.client.Event) -> None:
+        seen.append((ev.type, [str(a) for a in ev.arguments]))
+
+    for kind in ("welcome", "loggedin", "saslsuccess", "saslfail", "login_failed", "whoisaccount"):
+        reactor.add_global_handler(kind, note)
+
+    def wait_for(kind: str) -> list[str]:
+        deadline = time.monotonic() + 10 * TIME
+        while time.monotonic() < deadline:
+            for k, args in seen:
+                if k == kind:
+                    return args
+            reactor.process_once(0.05)
+        raise AssertionError(f"no {kind} from the IRC library; saw {seen}")
+
+    conn = reactor.server().connect(
+        "127.0.0.1", srv.ports["irc"], "dora", password="pw-dora-1", sasl_login="dora"
+    )
+    try:
+        assert wait_for("loggedin")[1:] == ["dora", "You are now logged in as dora"]
+        wait_for("saslsuccess")
+        wait_for("welcome")
+        assert conn.get_nickname() == "dora"
+        conn.whois(["dora"])
+        assert wait_for("whoisaccount")[:2] == ["dora", "dora"]
+        assert not [k for k, _ in seen if k in ("saslfail", "login_failed")]
+    finally:
+        conn.close()
+
+
+IRSSI_SASL_CONFIG = """servers = (
+  { address = "127.0.0.1"; port = "{port}"; chatnet = "salas"; autoconnect = "yes"; }
+);
+chatnets = {
+  salas = {
+    type = "IRC";
+    sasl_mechanism = "PLAIN";
+    sasl_username = "erin";
+    sasl_password = "pw-erin-1";
+  };
+};
+settings = {
+  core = { real_name = "Erin"; user_name = "erin"; nick = "erin"; };
+  "fe-common/core" = { theme = "default"; };
+};
+"""
+
+
+@pytest.mark.skipif(
+    not (shutil.which("irssi") and shutil.which("tmux")),
+    reason="needs irssi and tmux (./test installs them)",
+)
+def test_irssi_logs_in_with_sasl(three_doors: RunningServer, tmp_path: Path) -> None:
+    """irssi, set up for SASL PLAIN as its users do, logs in while connecting."""
+    srv = three_doors
+    owner = welcome(srv.port, "erin")
+    owner.send("/register pw-erin-1")
+    owner.expect("> The name erin is now your account")
+    owner.send("/quit")
+    assert owner.closed()
+    home = tmp_path / "irssi-sasl"
+    home.mkdir()
+    (home / "config").write_text(IRSSI_SASL_CONFIG.replace("{port}", str(srv.ports["irc"])))
+    sock = f"salas-sasl-{srv.proc.pid}"
+    cmd = f"irssi --home={home}"
+    subprocess.run(
+        ["tmux", "-L", sock, "new-session", "-d", "-s", "carol", "-x", "150", "-y", "40", cmd],
+        check=True,
+    )
+    try:
+        screen = _wait_pane(sock, "MOTD File is missing")
+        assert "You are now logged in as erin" in screen
+        assert "IRC Network erin!~erin@127.0.0.1" in screen  # the registered nick, not erin_
+    finally:
+        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
