@@ -379,3 +379,13 @@ def test_targets_lists_the_askers_rooms(pair: Hub) -> None:
     ev = out[0].event
     assert isinstance(ev, TargetsWanted)
     assert [name for _, name in ev.rooms] == ["tas"]
+
+
+@pytest.mark.parametrize("name", ["NickServ", "chanserv", "OPERSERV"])
+def test_service_names_are_nobodys_on_any_door(hub: Hub, name: str) -> None:
+    out = register(hub, 1, name)
+    assert isinstance(out[0].event, Failed) and out[0].event.error == e.NameTaken(name)
+    register(hub, 2, "bob")
+    assert refused(hub, 2, c.Rename(name)) == e.NameTaken(name)
+    register(hub, 3, name, uniquify=True)
+    assert hub.users[3].name.lower() == name.lower() + "2"

@@ -251,6 +251,8 @@ class FetchTargets:
     until: float
     limit: int = 50
     tag: str = ""
+    #: More than ``limit`` conversations: keep the most recently active (else the oldest).
+    newest: bool = False
 
 
 # Account commands carry passwords: the server checks them off the event loop

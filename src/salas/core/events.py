@@ -287,6 +287,7 @@ class TargetsWanted:
     until: float
     limit: int
     tag: str = ""
+    newest: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ from salas.core.events import (
 from salas.core.model import Member, Room, RoomInfo, User, UserInfo
 from salas.core.names import (
     NAME_MAX,
+    SERVICE_NAMES,
     TOPIC_MAX,
     fold,
     guest_name,
@@ -367,7 +368,9 @@ class Hub:
     def _free(self, name: str, account: str | None) -> bool:
         """Nobody has the name, and no account but ``account`` (a key) owns it."""
         key = fold(name)
-        return key not in self.by_name and (key not in self.accounts or key == account)
+        if key in self.by_name or key in SERVICE_NAMES:
+            return False
+        return key not in self.accounts or key == account
 
     def _pick_name(self, wanted: str | None, uniquify: bool, account: str | None = None) -> str:
         if wanted is None:
@@ -381,7 +384,7 @@ class Hub:
         if self._free(wanted, account):
             return wanted
         if not uniquify:
-            if fold(wanted) in self.by_name:
+            if fold(wanted) in self.by_name or fold(wanted) in SERVICE_NAMES:
                 raise e.NameTaken(wanted)
             raise e.NameReserved(wanted)
         for n in range(2, 10_000):
@@ -407,7 +410,7 @@ class Hub:
         if not valid_name(new):
             raise e.NameInvalid(new)
         holder = self.by_name.get(fold(new))
-        if holder is not None and holder is not user:
+        if (holder is not None and holder is not user) or fold(new) in SERVICE_NAMES:
             raise e.NameTaken(new)
         if new == user.name:
             return
@@ -919,7 +922,9 @@ class Hub:
     ) -> None:
         rooms = tuple((room.id, room.name) for room in user.rooms.values())
         limit = max(1, min(cmd.limit, self.settings.history_max))
-        wanted = TargetsWanted(user.name, user.account, rooms, cmd.since, cmd.until, limit, cmd.tag)
+        wanted = TargetsWanted(
+            user.name, user.account, rooms, cmd.since, cmd.until, limit, cmd.tag, cmd.newest
+        )
         out.append(Delivery((user.sid,), wanted))
 
     # -- accounts: the server proved the password; these make it so ------------

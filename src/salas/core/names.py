@@ -25,6 +25,11 @@ _ROOM_RE = re.compile(r"[^\W][\w\-.+&~]*\Z")
 _FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 GUEST_PREFIX = "guest"
+#: Names that speak for the network on IRC (the door answers for NickServ):
+#: nobody may use them on any door, so nobody can pose as one.
+SERVICE_NAMES = frozenset(
+    {"nickserv", "chanserv", "operserv", "memoserv", "saslserv", "hostserv", "botserv", "global"}
+)
 
 
 def fold(name: str) -> str:

@@ -165,9 +165,9 @@ class Accounts:
                 key = await self._proven(conn, name, password)
                 if key is None:
                     raise e.LoginFailed()
-                out = hub.log_in(sid, key, how, time.time(), cmd)
-                log.info("> %s logged in to account %s", user.name if user else sid, name)
-                return out
+                who = user.name if user else f"{conn.host}:{conn.port} (registering)"
+                log.info("> %s logged in to account %s", who, name)
+                return hub.log_in(sid, key, how, time.time(), cmd)
             case c.RegisterAccount(password=password):
                 hub.check_register(sid)
                 check_password_rules(password)

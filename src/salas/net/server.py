@@ -165,7 +165,10 @@ class Connection(asyncio.Protocol):
                 if self.stopped():
                     return
                 if self.waiting():
-                    self._pending = deque(items[i + 1 :])
+                    # After whatever the paused line itself left (``put_back``).
+                    if self._pending is None:
+                        self._pending = deque()
+                    self._pending.extend(items[i + 1 :])
                     return
             return
         if pending is None:
@@ -195,6 +198,12 @@ class Connection(asyncio.Protocol):
     def waiting(self) -> bool:
         """Input is held until a password check ends."""
         return self.paused
+
+    def put_back(self, items: list[Input]) -> None:
+        """Inputs to run first when the connection resumes."""
+        if self._pending is None:
+            self._pending = deque()
+        self._pending.extendleft(reversed(items))
 
     def pause(self) -> None:
         """Hold this client's input (a password is being checked): what it
@@ -367,8 +376,12 @@ class Server:
         if isinstance(item, bytes):
             conn.send(item)
         elif isinstance(item, Deferred):
-            for sub in item.resolve():
+            subs = item.resolve()
+            for i, sub in enumerate(subs):
                 if conn.closing:
+                    return
+                if conn.paused:
+                    conn.put_back(subs[i:])  # a password check holds the rest of the line
                     return
                 self.run(conn, sub)
         elif callable(item):

@@ -94,7 +94,8 @@ class MemoryStore:
                 continue
             found[fold(peer)] = (peer, False, p.time)
         ordered = sorted(found.values(), key=lambda t: t[2])
-        return HistoryTargets(tuple(ordered[: w.limit]), w.tag)
+        kept = ordered[-w.limit :] if w.newest else ordered[: w.limit]
+        return HistoryTargets(tuple(kept), w.tag)
 
     def prune(self, now: float) -> None:
         return None

@@ -610,7 +610,8 @@ def _targets(db: sqlite3.Connection, w: TargetsWanted) -> HistoryTargets:
                 peers[fold(peer)] = (peer, latest)
         found.extend((peer, False, latest) for peer, latest in peers.values())
     found.sort(key=lambda t: t[2])
-    return HistoryTargets(tuple(found[: w.limit]), w.tag)
+    kept = found[-w.limit :] if w.newest else found[: w.limit]
+    return HistoryTargets(tuple(kept), w.tag)
 
 
 def export_room(path: Path, room: str) -> Iterator[dict[str, Any]]:

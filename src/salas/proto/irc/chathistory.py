@@ -135,4 +135,5 @@ def _targets(sub: str, args: list[str], tag: str) -> c.FetchTargets:
         times.append(ref.time)
     limit = _limit(sub, args[2])
     since, until = min(times), max(times)
-    return c.FetchTargets(since, until + MILLI, limit, tag)
+    # TARGETS <later> <earlier>: counting back from the later one, the newest first.
+    return c.FetchTargets(since, until + MILLI, limit, tag, newest=times[0] > times[1])
