@@ -23,11 +23,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
 from support import TIME, RunningServer, start_server, welcome
 
 SERVER = "irc.test"
 NETWORK = "TestNet"
+#: An operator whose password is in the config only as an argon2id hash (SPEC allows it).
+OPER_HASH = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash("open-sesame")
 SHARED_CONFIG = f"""
 [server]
 name = "{SERVER}"
@@ -40,6 +43,10 @@ sendq_bytes = 65536
 [[operators]]
 name = "root"
 password = "hunter2"
+
+[[operators]]
+name = "hashed"
+password = "{OPER_HASH}"
 
 [irc]
 motd = ["Welcome to the test network", "Be nice"]
@@ -1357,6 +1364,18 @@ def test_oper_then_mode_minus_o_gives_the_power_up(user: Callable[..., IrcClient
     op.send("WHOIS operone")
     got = op.until(lambda m: m.command == "318")
     assert not any(m.command == "313" for m in got), [m.raw for m in got]
+
+
+def test_oper_with_a_hashed_password(user: Callable[..., IrcClient]) -> None:
+    """[[operators]] password may be an argon2id hash: the password works, the hash itself
+    and a wrong one are 464."""
+    op = user("hashop")
+    op.send("OPER hashed wrong")
+    op.num("464")
+    op.send(f"OPER hashed {OPER_HASH}")
+    op.num("464")
+    op.send("OPER hashed open-sesame")
+    op.num("381")
 
 
 def test_the_lobby_cannot_be_closed_off(

@@ -277,6 +277,14 @@ class RegisterAccount:
 
 
 @dataclass(frozen=True, slots=True)
+class OperUp:
+    """Become a server operator with a name and password from ``[[operators]]``."""
+
+    name: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class ChangePassword:
     old: str = field(repr=False)
     new: str = field(repr=False)
@@ -318,8 +326,9 @@ Command = (
     | LogIn
     | RegisterAccount
     | ChangePassword
+    | OperUp
     | Quit
 )
 
 #: Commands the server runs itself (they carry passwords) before the hub hears the outcome.
-ACCOUNT_COMMANDS = (LogIn, RegisterAccount, ChangePassword)
+ACCOUNT_COMMANDS = (LogIn, RegisterAccount, ChangePassword, OperUp)

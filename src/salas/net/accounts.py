@@ -10,6 +10,7 @@ the answer never says whether the account exists.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -154,6 +155,29 @@ class Accounts:
         self.failures.succeeded(keys)
         return key
 
+    async def _oper_proven(self, conn: Connection, name: str, password: str) -> bool:
+        """``[[operators]]``: a plain password (compared in constant time) or an argon2id hash."""
+        keys = ("oper:" + name, "addr:" + conn.host)
+        wait = self.failures.wait(keys, time.monotonic())
+        if wait > 0:
+            await asyncio.sleep(wait)
+        ok = False
+        for op in self.server.config.operators:
+            if op.name != name:
+                continue
+            if op.password.startswith("$argon2"):
+                ok = await self._check(op.password, password)
+            else:
+                ok = hmac.compare_digest(op.password.encode(), password.encode())
+            if ok:
+                break
+        if not ok:
+            self.failures.failed(keys, time.monotonic())
+            log.info("! failed OPER as %s from %s", name, conn.host)
+            return False
+        self.failures.succeeded(keys)
+        return True
+
     async def _handle(self, conn: Connection, cmd: c.Command) -> list[Delivery]:
         sid, hub = conn.sid, self.hub
         user = hub.users.get(sid)
@@ -176,6 +200,13 @@ class Accounts:
                 if user is not None and user.account:
                     log.info("> account %s registered", user.account)
                 return out
+            case c.OperUp(name=name, password=password):
+                if user is None:
+                    raise e.LoginFailed()
+                if not await self._oper_proven(conn, name, password):
+                    raise e.LoginFailed()
+                log.info("> %s is a server operator (as %s)", user.name, name)
+                return hub.handle(sid, c.BecomeOper(name), time.time())
             case c.ChangePassword(old=old, new=new):
                 if user is None or user.account is None:
                     raise e.NotLoggedIn()

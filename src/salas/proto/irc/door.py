@@ -8,7 +8,6 @@ as numerics. Rooms are channels: room ``tas`` is ``#tas``.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import time
 from collections.abc import Callable
@@ -795,12 +794,8 @@ class IrcDoor:
         return [c.SetAway(text)]
 
     def _cmd_oper(self, line: Line) -> list[Input]:
-        name, password = line.params[0], line.params[1]
-        for op_name, op_pass in self.info.operators:
-            if op_name == name and hmac.compare_digest(op_pass.encode(), password.encode()):
-                self.oper = True
-                return [c.BecomeOper(name)]
-        return [self._local(self._num(n.ERR_PASSWDMISMATCH, "Password incorrect"))]
+        # Checked by the server off the event loop: the password may be an argon2id hash.
+        return [c.OperUp(line.params[0], line.params[1])]
 
     def _cmd_motd(self, line: Line) -> list[Input]:
         return [self._local(self._motd())]
@@ -1182,6 +1177,10 @@ class IrcDoor:
             return self._sasl_failed()  # the same for a wrong password and a missing account
         if isinstance(cmd, c.RegisterAccount) and via == "register":
             return self._register_refused(err)
+        if isinstance(cmd, c.OperUp):
+            if isinstance(err, e.TryLater):
+                return self._num(n.ERR_PASSWDMISMATCH, f"Not now ({err.reason}): try again later")
+            return self._num(n.ERR_PASSWDMISMATCH, "Password incorrect")
         match err:
             case e.LoginFailed():
                 if isinstance(cmd, c.ChangePassword):
@@ -1573,7 +1572,7 @@ class IrcDoor:
 
 
 #: Events that answer an account command (a password check).
-_ACCOUNT_ANSWERS = (LoggedIn, AccountRegistered, PasswordChanged)
+_ACCOUNT_ANSWERS = (LoggedIn, AccountRegistered, PasswordChanged, OperGranted)
 
 
 def _label_of(tag: str) -> str | None:
