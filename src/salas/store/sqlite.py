@@ -394,6 +394,9 @@ class SqliteStore:
                 log.error("store: %d record(s) refused and dropped: %s", len(records), err)
             except sqlite3.Error as err:
                 error = str(err)
+            except Exception:
+                # A bug, not the disk: log it, and never stall everyone's output on it.
+                log.exception("store: %d record(s) could not be written", len(records))
         if seq or (error is None) == self._failing:
             self._failing = error is not None
             loop, done = self._loop, self._on_written
@@ -412,7 +415,7 @@ class SqliteStore:
         try:
             answer: HistoryReply | HistoryTargets
             answer = _targets(db, what) if isinstance(what, TargetsWanted) else _history(db, what)
-        except sqlite3.Error as err:
+        except Exception as err:  # the asker gets an empty answer, never none
             log.error("store: history query failed: %s", err)
             if isinstance(what, TargetsWanted):
                 answer = HistoryTargets((), what.tag)
