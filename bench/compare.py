@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,7 +151,8 @@ def pinned(cmd: list[str], cpu: str) -> list[str]:
     return ["taskset", "-c", cpu, *cmd] if shutil.which("taskset") else cmd
 
 
-def start(name: str, workdir: Path) -> Server:
+def start(name: str, workdir: Path, config: Path | None = None) -> Server:
+    """Start ``name`` fresh in ``workdir``; salas reads ``config`` (default: peers/salas.toml)."""
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     if name == "salas":
@@ -164,7 +165,7 @@ def start(name: str, workdir: Path) -> Server:
             "--data-dir",
             str(workdir / "data"),
             "--config",
-            str(PEERS / "salas.toml"),
+            str(config or PEERS / "salas.toml"),
         ]
     elif name == "ngircd":
         workdir.chmod(0o777)  # ngIRCd drops to nobody and writes its PID file here
@@ -234,7 +235,10 @@ def disturbed(result: dict[str, object]) -> str:
     return ""
 
 
-def run_one(ircload: Path, server: Server, scenario: str, quick: bool) -> dict[str, object]:
+def run_one(
+    ircload: Path, server: Server, scenario: str, quick: bool, more: Sequence[str] = ()
+) -> dict[str, object]:
+    """Run one scenario against ``server``; ``more`` ircload options come last (last wins)."""
     args, _ = SCENARIOS[scenario]
     extra = ["--warmup", "0.5", "--duration", "2", "--drain", "2"] if quick else []
     if scenario == "idle10k" and quick:
@@ -250,6 +254,7 @@ def run_one(ircload: Path, server: Server, scenario: str, quick: bool) -> dict[s
             "--label",
             f"{server.name}/{scenario}",
             *extra,
+            *more,
         ],
         LOAD_CPU,
     )
