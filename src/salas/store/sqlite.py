@@ -243,8 +243,10 @@ class SqliteStore:
             self._unlock()
             raise
         try:
-            self.reader.execute("PRAGMA journal_mode = WAL")
+            # Versions first: a file from a newer salas is refused before
+            # anything (even the journal mode in its header) is changed.
             migrate(self.reader, self.path)
+            self.reader.execute("PRAGMA journal_mode = WAL")
         except sqlite3.DatabaseError as err:
             # A damaged file can pass connect() (its first page is fine) and fail here.
             self.reader.close()
