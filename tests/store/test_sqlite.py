@@ -618,3 +618,36 @@ def test_a_full_disk_is_reported_with_its_reason_and_written_once_space_is_back(
     assert "rollback" not in err and ("disk" in err or "full" in err), err
     assert reports[2] == (0, None)
     assert out["ids"] == list(range(1, 301))
+
+
+async def test_ids_never_repeat_even_when_retention_removes_every_message(db_path: Path) -> None:
+    now = T0 + 30 * 86400
+    w = Writer(open_store(db_path, retention_days=1.0))
+    w.store.submit(1, [room(1, "Sala"), (1, say(41, "Sala", "old", at=now - 5 * 86400))])
+    await w.written(1)
+    w.store.prune(now)
+    await w.ask(latest(1, "Sala"))
+    await w.store.close()
+    store, loaded = reopen_load(db_path)
+    try:
+        assert store.recent(1, "Sala", 10) == []
+        assert loaded.last_message_id == 41  # the next message is 42, not 1 again
+    finally:
+        await store.close()
+
+
+async def test_retention_by_count_is_per_room_and_leaves_private_messages(db_path: Path) -> None:
+    w = Writer(open_store(db_path, retention_messages=1))
+    w.store.submit(1, [room(1, "Sala")])
+    w.store.submit(2, [(0, tell(i, f"private {i}")) for i in range(1, 4)])
+    w.store.submit(3, [(1, say(i, "Sala", f"sala {i}")) for i in range(4, 7)])
+    w.store.prune(time.time())
+    await w.ask(latest(1, "Sala"))
+    await w.store.close()
+    store, _ = reopen_load(db_path)
+    try:
+        assert [m.text for m in store.recent(1, "Sala", 10)] == ["sala 6"]
+        kept = store.reader.execute("SELECT count(*) FROM messages WHERE room_id = 0").fetchone()
+        assert kept[0] == 3
+    finally:
+        await store.close()

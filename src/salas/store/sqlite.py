@@ -110,6 +110,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX messages_sent_to ON messages(lower(target_account), id) WHERE room_id = 0;
     CREATE INDEX messages_by_time ON messages(time)
     """,
+    # 3: the highest message id ever given, kept apart from the messages, so
+    # retention that removes every message can't make ids (IRC msgids) repeat.
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO meta (key, value) SELECT 'last_message_id', coalesce(max(id), 0) FROM messages
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -303,7 +309,10 @@ class SqliteStore:
             AccountRecord(r[0], r[1], r[2], bool(r[3]), r[4])
             for r in db.execute("SELECT key, name, hash, oper, created_at FROM accounts")
         )
-        last_message = db.execute("SELECT max(id) FROM messages").fetchone()[0] or 0
+        last_message = db.execute(
+            "SELECT max(coalesce((SELECT max(id) FROM messages), 0),"
+            " coalesce((SELECT value FROM meta WHERE key = 'last_message_id'), 0))"
+        ).fetchone()[0]
         last_room = db.execute("SELECT max(id) FROM rooms").fetchone()[0] or 0
         return Loaded(rooms, accounts, last_message, last_room)
 
@@ -429,19 +438,38 @@ class SqliteStore:
                 loop.call_soon_threadsafe(reply, answer)
 
     def _prune(self, db: sqlite3.Connection, now: float) -> None:
+        """Retention. ``retention_messages`` counts per room; private messages
+        are bounded by ``retention_days`` only."""
         s = self.settings
+        if s.retention_days <= 0 and s.retention_messages <= 0:
+            return
         removed = 0
-        if s.retention_days > 0:
-            cutoff = now - s.retention_days * 86400
-            removed += db.execute("DELETE FROM messages WHERE time < ?", (cutoff,)).rowcount
-        if s.retention_messages > 0:
-            rooms = [r[0] for r in db.execute("SELECT DISTINCT room_id FROM messages")]
-            for room_id in rooms:
-                removed += db.execute(
-                    "DELETE FROM messages WHERE room_id = ? AND id <= (SELECT id FROM messages"
-                    " WHERE room_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (room_id, room_id, s.retention_messages),
-                ).rowcount
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Whatever goes, the ids given so far are never given again.
+            db.execute(
+                "UPDATE meta SET value = max(value, coalesce((SELECT max(id) FROM messages), 0))"
+                " WHERE key = 'last_message_id'"
+            )
+            if s.retention_days > 0:
+                cutoff = now - s.retention_days * 86400
+                removed += db.execute("DELETE FROM messages WHERE time < ?", (cutoff,)).rowcount
+            if s.retention_messages > 0:
+                rooms = [
+                    r[0]
+                    for r in db.execute("SELECT DISTINCT room_id FROM messages WHERE room_id != 0")
+                ]
+                for room_id in rooms:
+                    removed += db.execute(
+                        "DELETE FROM messages WHERE room_id = ? AND id <= (SELECT id FROM messages"
+                        " WHERE room_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                        (room_id, room_id, s.retention_messages),
+                    ).rowcount
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
         if removed:
             log.info("store: retention removed %d message(s)", removed)
 
