@@ -162,6 +162,7 @@ def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
 def refill(db: sqlite3.Connection, records: list[Record]) -> None:
     db.execute("BEGIN IMMEDIATE")
     db.execute("DELETE FROM messages")
+    db.execute("DELETE FROM private_messages")
     _write(db, records)
     db.execute("COMMIT")
 

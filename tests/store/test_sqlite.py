@@ -317,10 +317,7 @@ async def test_retention_days_drops_old_messages(db_path: Path) -> None:
     store, _ = reopen_load(db_path)
     try:
         assert [m.id for m in store.recent(1, "Sala", 10)] == [3, 4]
-        assert (
-            store.reader.execute("SELECT count(*) FROM messages WHERE room_id = 0").fetchone()[0]
-            == 0
-        )
+        assert store.reader.execute("SELECT count(*) FROM private_messages").fetchone()[0] == 0
     finally:
         await store.close()
 
@@ -647,7 +644,44 @@ async def test_retention_by_count_is_per_room_and_leaves_private_messages(db_pat
     store, _ = reopen_load(db_path)
     try:
         assert [m.text for m in store.recent(1, "Sala", 10)] == ["sala 6"]
-        kept = store.reader.execute("SELECT count(*) FROM messages WHERE room_id = 0").fetchone()
+        kept = store.reader.execute("SELECT count(*) FROM private_messages").fetchone()
         assert kept[0] == 3
+    finally:
+        await store.close()
+
+
+async def test_a_schema_2_database_moves_its_private_messages_to_their_own_table(
+    db_path: Path,
+) -> None:
+    db = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        for script in MIGRATIONS[:2]:
+            for statement in script.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        db.execute("PRAGMA user_version = 2")
+        db.execute(
+            "INSERT INTO rooms (id, key, name, created_at) VALUES (1, 'sala', 'Sala', ?)", (T0,)
+        )
+        db.execute(
+            "INSERT INTO messages (id, room_id, time, sender, username, host, kind, text, account,"
+            " target, target_account) VALUES (1, 1, ?, 'ana', 'ana', 'h', 'say', 'in the room',"
+            " 'ana', NULL, NULL), (2, 0, ?, 'ana', 'ana', 'h', 'say', 'just for bo', 'ana',"
+            " 'bo', 'bo')",
+            (T0, T0 + 1),
+        )
+    finally:
+        db.close()
+    store = open_store(db_path)
+    try:
+        assert sq.schema_version(store.reader) == SCHEMA_VERSION
+        assert store.load().last_message_id == 2
+        assert [m.text for m in store.recent(1, "Sala", 10)] == ["in the room"]
+        w = Writer(store)
+        wanted = HistoryWanted("ana", 0, "bo", "bo", "latest", None, None, 10)
+        answer = await w.ask(wanted)
+        assert [(m.text, m.sender.name) for m in answer.messages] == [("just for bo", "ana")]
+        rooms_rows = store.reader.execute("SELECT count(*) FROM messages").fetchone()[0]
+        assert rooms_rows == 1
     finally:
         await store.close()

@@ -110,18 +110,47 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX messages_sent_to ON messages(lower(target_account), id) WHERE room_id = 0;
     CREATE INDEX messages_by_time ON messages(time)
     """,
-    # 3: the highest message id ever given, kept apart from the messages, so
+    # 3: private messages get a table of their own, so that the indexes only
+    # they need cost room messages nothing (each index is paid on every
+    # insert); retention by age walks ids, so the index on time goes; and the
+    # highest message id ever given is kept apart from the messages, so
     # retention that removes every message can't make ids (IRC msgids) repeat.
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-    INSERT INTO meta (key, value) SELECT 'last_message_id', coalesce(max(id), 0) FROM messages
+    INSERT INTO meta (key, value) SELECT 'last_message_id', coalesce(max(id), 0) FROM messages;
+    CREATE TABLE private_messages (
+        id INTEGER PRIMARY KEY,
+        time REAL NOT NULL,
+        sender TEXT NOT NULL,
+        username TEXT NOT NULL,
+        host TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        text TEXT NOT NULL,
+        account TEXT,
+        target TEXT NOT NULL,
+        target_account TEXT
+    );
+    INSERT INTO private_messages
+        SELECT id, time, sender, username, host, kind, text, account, coalesce(target, ''),
+            target_account
+        FROM messages WHERE room_id = 0;
+    DELETE FROM messages WHERE room_id = 0;
+    DROP INDEX messages_sent_by;
+    DROP INDEX messages_sent_to;
+    DROP INDEX messages_by_time;
+    CREATE INDEX private_sent_by ON private_messages(lower(account), id);
+    CREATE INDEX private_sent_to ON private_messages(lower(target_account), id)
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _INSERT_MESSAGE = (
-    "INSERT INTO messages (id, room_id, time, sender, username, host, kind, text,"
-    " account, target, target_account) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    "INSERT INTO messages (id, room_id, time, sender, username, host, kind, text, account)"
+    " VALUES (?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_PRIVATE = (
+    "INSERT INTO private_messages (id, time, sender, username, host, kind, text, account,"
+    " target, target_account) VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
 _SAVE_ROOM = (
     "INSERT INTO rooms (id, key, name, created_at, owner, lim, password, private, topic,"
@@ -135,7 +164,8 @@ _SAVE_ACCOUNT = (
     "INSERT INTO accounts (key, name, hash, oper, created_at) VALUES (?,?,?,?,?)"
     " ON CONFLICT(key) DO UPDATE SET name=excluded.name, hash=excluded.hash, oper=excluded.oper"
 )
-_COLUMNS = "id, time, sender, username, host, kind, text, account, target, target_account"
+_COLUMNS = "id, time, sender, username, host, kind, text, account"
+_PRIVATE_COLUMNS = "id, time, sender, username, host, kind, text, account, target, target_account"
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +341,7 @@ class SqliteStore:
         )
         last_message = db.execute(
             "SELECT max(coalesce((SELECT max(id) FROM messages), 0),"
+            " coalesce((SELECT max(id) FROM private_messages), 0),"
             " coalesce((SELECT value FROM meta WHERE key = 'last_message_id'), 0))"
         ).fetchone()[0]
         last_room = db.execute("SELECT max(id) FROM rooms").fetchone()[0] or 0
@@ -352,6 +383,12 @@ class SqliteStore:
     def _run(self) -> None:
         db = connect(self.path)
         db.execute(f"PRAGMA synchronous = {'FULL' if self.settings.fsync else 'NORMAL'}")
+        # A checkpoint copies each page changed since the last one back into the
+        # database once, however often it changed: the newest pages of the
+        # message table and its index change in every commit, so checkpointing
+        # every 10,000 pages (40 MiB of log) rather than SQLite's 1,000 saves
+        # most of that copying (about 9% more messages per second under load).
+        db.execute("PRAGMA wal_autocheckpoint = 10000")
         failed: list[Record] = []  # records that did not commit: tried again, first
         try:
             while True:
@@ -448,17 +485,26 @@ class SqliteStore:
         try:
             # Whatever goes, the ids given so far are never given again.
             db.execute(
-                "UPDATE meta SET value = max(value, coalesce((SELECT max(id) FROM messages), 0))"
+                "UPDATE meta SET value = max(value, coalesce((SELECT max(id) FROM messages), 0),"
+                " coalesce((SELECT max(id) FROM private_messages), 0))"
                 " WHERE key = 'last_message_id'"
             )
             if s.retention_days > 0:
                 cutoff = now - s.retention_days * 86400
-                removed += db.execute("DELETE FROM messages WHERE time < ?", (cutoff,)).rowcount
+                for table in ("messages", "private_messages"):
+                    # Ids grow with time: walk them from the oldest to the first one
+                    # young enough (no index on time to keep up on every insert).
+                    first = db.execute(
+                        f"SELECT id FROM {table} WHERE time >= ? ORDER BY id LIMIT 1", (cutoff,)
+                    ).fetchone()
+                    if first is None:
+                        removed += db.execute(f"DELETE FROM {table}").rowcount
+                    else:
+                        removed += db.execute(
+                            f"DELETE FROM {table} WHERE id < ?", (first[0],)
+                        ).rowcount
             if s.retention_messages > 0:
-                rooms = [
-                    r[0]
-                    for r in db.execute("SELECT DISTINCT room_id FROM messages WHERE room_id != 0")
-                ]
+                rooms = [r[0] for r in db.execute("SELECT DISTINCT room_id FROM messages")]
                 for room_id in rooms:
                     removed += db.execute(
                         "DELETE FROM messages WHERE room_id = ? AND id <= (SELECT id FROM messages"
@@ -476,16 +522,16 @@ class SqliteStore:
 
 def _write(db: sqlite3.Connection, records: list[Record]) -> None:
     rows: list[tuple[Any, ...]] = []
+    private: list[tuple[Any, ...]] = []
     for r in records:
         if type(r) is tuple:
             room_id, ev = r
             s = ev.sender
             if type(ev) is Private:
                 t = ev.target
-                rows.append(
+                private.append(
                     (
                         ev.id,
-                        0,
                         ev.time,
                         s.name,
                         s.username,
@@ -509,14 +555,11 @@ def _write(db: sqlite3.Connection, records: list[Record]) -> None:
                         ev.kind,
                         ev.text,
                         s.account,
-                        None,
-                        None,
                     )
                 )
             continue
-        if rows:  # keep messages and other records in order
-            db.executemany(_INSERT_MESSAGE, rows)
-            rows = []
+        # Rooms and accounts change rarely: write the messages before them first.
+        _flush_messages(db, rows, private)
         match r:
             case RoomRecord():
                 db.execute(
@@ -543,8 +586,18 @@ def _write(db: sqlite3.Connection, records: list[Record]) -> None:
                 db.execute(_SAVE_ACCOUNT, (r.key, r.name, r.hash, int(r.oper), r.created_at))
             case AccountDeleted():
                 db.execute("DELETE FROM accounts WHERE key = ?", (r.key,))
+    _flush_messages(db, rows, private)
+
+
+def _flush_messages(
+    db: sqlite3.Connection, rows: list[tuple[Any, ...]], private: list[tuple[Any, ...]]
+) -> None:
     if rows:
         db.executemany(_INSERT_MESSAGE, rows)
+        rows.clear()
+    if private:
+        db.executemany(_INSERT_PRIVATE, private)
+        private.clear()
 
 
 def _json_list(text: str) -> list[str]:
@@ -564,6 +617,7 @@ def _message(r: tuple[Any, ...], room: str) -> Message:
 
 
 def _private(r: tuple[Any, ...]) -> Private:
+    """A row of ``_PRIVATE_COLUMNS``."""
     target = _ref(r[8] or "", None, None, r[9])
     return Private(r[0], r[1], _ref(r[2], r[3], r[4], r[7]), target, r[6], r[5])
 
@@ -572,12 +626,14 @@ def _history(db: sqlite3.Connection, w: HistoryWanted) -> HistoryReply:
     """The SQL form of ``store.base.select`` (tests hold the two to the same answers)."""
     args: list[object]
     if w.room_id:
+        table, columns = "messages", _COLUMNS
         where, args = "room_id = ?", [w.room_id]
     else:
+        table, columns = "private_messages", _PRIVATE_COLUMNS
         me, other = fold(w.account or ""), fold(w.target)
         where = (
-            "room_id = 0 AND ((lower(account) = ? AND lower(target) = ?)"
-            " OR (lower(target_account) = ? AND lower(sender) = ?))"
+            "(lower(account) = ? AND lower(target) = ?)"
+            " OR (lower(target_account) = ? AND lower(sender) = ?)"
         )
         args = [me, other, me, other]
 
@@ -585,7 +641,7 @@ def _history(db: sqlite3.Connection, w: HistoryWanted) -> HistoryReply:
         clauses = " AND ".join([f"({where})", *(c for c, _ in extra)])
         order = "DESC" if newest_first else "ASC"
         rows = db.execute(
-            f"SELECT {_COLUMNS} FROM messages WHERE {clauses} ORDER BY id {order} LIMIT ?",
+            f"SELECT {columns} FROM {table} WHERE {clauses} ORDER BY id {order} LIMIT ?",
             [*args, *(v for _, v in extra), limit],
         ).fetchall()
         return rows[::-1] if newest_first else rows
@@ -632,8 +688,8 @@ def _targets(db: sqlite3.Connection, w: TargetsWanted) -> HistoryTargets:
         me = fold(w.account)
         peers: dict[str, tuple[str, float]] = {}
         for sender, account, target, latest in db.execute(
-            "SELECT sender, account, target, max(time) FROM messages WHERE room_id = 0"
-            " AND (lower(account) = ? OR lower(target_account) = ?)"
+            "SELECT sender, account, target, max(time) FROM private_messages"
+            " WHERE (lower(account) = ? OR lower(target_account) = ?)"
             " AND time >= ? AND time <= ? GROUP BY sender, target",
             [me, me, w.since, w.until],
         ):
