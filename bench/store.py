@@ -266,6 +266,29 @@ def fsync_probe(where: Path, count: int = 50) -> float:
     return statistics.median(times)
 
 
+def source_note() -> str:
+    """Which salas is measured: the commit, and whether src/ differs from it."""
+    root = HERE.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "salas at an unknown commit"
+    if not commit:
+        return "salas at an unknown commit"
+    return f"salas at {commit}" + (" with uncommitted changes in src/" if changed else "")
+
+
 def machine_notes(where: Path) -> str:
     cpu = "?"
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
@@ -283,7 +306,8 @@ def machine_notes(where: Path) -> str:
         ).stdout.split()
         fs = " ".join(out[-2:]) if len(out) >= 2 else fs
     return (
-        f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}; "
+        f"{source_note()}; {os.cpu_count()} CPUs ({cpu}), "
+        f"{platform.system()} {platform.release()}; "
         f"data dirs on {fs} ({where}); 4 KiB write + fsync there: "
         f"median {fsync_probe(where):,.0f} µs; SQLite {sqlite3.sqlite_version}"
     )
@@ -429,6 +453,12 @@ def main(argv: list[str] | None = None) -> int:
                             wait_quiet(timeout=args.quiet_wait)
                         workdir = Path(tmp) / f"{setting}-{scenario}-{rep}-{attempt}"
                         result = measure(ircload, setting, scenario, args.quick, workdir)
+                        rows, sent = result.get("messages_rows"), result.get("sent")
+                        if (isinstance(rows, int) and rows != sent) or result.get("lost"):
+                            # Evidence: the server's log and its data dir, for whoever looks.
+                            kept_dir = outdir / workdir.name
+                            shutil.move(workdir, kept_dir)
+                            result["kept_dir"] = str(kept_dir)
                         shutil.rmtree(workdir, ignore_errors=True)
                         os.sync()  # the next run starts with no writeback of this one's pending
                         why = disturbed(result) or crowded(result)
