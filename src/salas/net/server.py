@@ -57,6 +57,10 @@ NOTHING_QUEUED: list[bytes | bytearray] = []
 SWEEP_PERIOD = 0.5
 #: Seconds between applications of the history retention settings.
 PRUNE_PERIOD = 3600.0
+#: Output waiting for the store past this many bytes (a stalled disk) stops the
+#: server reading from every client until the store catches up to half of it:
+#: memory stays bounded, and nothing is dropped.
+HELD_LIMIT = 64 * 1024 * 1024
 
 
 class Connection(asyncio.Protocol):
@@ -127,6 +131,8 @@ class Connection(asyncio.Protocol):
         self.sid = server.new_sid()
         self.door = self.door_factory(self.sid, self.host, self.port)
         server.conns[self.sid] = self
+        if server.reads_paused:
+            self.transport.pause_reading()
         if not server.is_flood_exempt(self.host):
             self.gate = FloodGate(server.flood_policy, time.monotonic())
         log.debug("connection %s from %s:%s via %s", self.sid, self.host, self.port, self.door.door)
@@ -216,7 +222,8 @@ class Connection(asyncio.Protocol):
         self.paused = False
         if self.closing:
             return
-        self.transport.resume_reading()
+        if not self.server.reads_paused:
+            self.transport.resume_reading()
         if self._pending and self._drain_handle is None:
             self._drain()
 
@@ -337,6 +344,9 @@ class Server:
         #: Output of turns the store has not written yet, oldest first:
         #: (turn, [(connection, bytes)]). Nobody sees a message before it is kept.
         self._held: deque[tuple[int, list[tuple[Connection, bytes | bytearray]]]] = deque()
+        self._held_bytes = 0
+        #: Reading from every client stopped while too much output waits for the store.
+        self.reads_paused = False
         self._caught_up: asyncio.Event | None = None
         self._prune: asyncio.TimerHandle | None = None
         self.accounts = Accounts(self)
@@ -563,8 +573,11 @@ class Server:
             while held and held[0][0] <= seq:
                 for conn, data in held.popleft()[1]:
                     conn.held -= 1
+                    self._held_bytes -= len(data)
                     if not conn.closed:
                         self._write(conn, data)
+            if self.reads_paused and self._held_bytes <= HELD_LIMIT // 2:
+                self._pause_reads(False)
             if self._caught_up is not None and seq >= self._submitted:
                 self._caught_up.set()
 
@@ -597,12 +610,16 @@ class Server:
                 if conn.closed or not out:
                     continue
                 conn.held += 1
-                epoch.append((conn, out[0] if len(out) == 1 else b"".join(out)))
+                data = out[0] if len(out) == 1 else b"".join(out)
+                self._held_bytes += len(data)
+                epoch.append((conn, data))
             held = self._held
             if held and held[-1][0] == seq:
                 held[-1][1].extend(epoch)
             elif epoch:
                 held.append((seq, epoch))
+            if self._held_bytes > HELD_LIMIT and not self.reads_paused:
+                self._pause_reads(True)
             return
         for conn in dirty:
             conn.dirty = False
@@ -611,6 +628,23 @@ class Server:
             if conn.closed or not out:
                 continue
             self._write(conn, out[0] if len(out) == 1 else b"".join(out))
+
+    def _pause_reads(self, pause: bool) -> None:
+        self.reads_paused = pause
+        if pause:
+            log.warning(
+                "store: %d MiB of output waits for the disk: reading from clients paused",
+                self._held_bytes >> 20,
+            )
+        else:
+            log.warning("store: caught up: reading from clients again")
+        for conn in self.conns.values():
+            if conn.closing:
+                continue
+            if pause:
+                conn.transport.pause_reading()
+            elif not conn.paused:
+                conn.transport.resume_reading()
 
     def _write(self, conn: Connection, data: bytes | bytearray) -> None:
         transport = conn.transport
