@@ -26,7 +26,7 @@ Then the size of ``salas.db`` is taken, with the WAL folded in. "Off the
 loop" is the share of the server's CPU spent in threads other than the event
 loop's, which with SQLite is the store's writer thread.
 
-    bench/store                          everything (5 to 10 minutes)
+    bench/store                          everything (3 minutes on a quiet machine)
     bench/store --reps 1 --quick         a smoke run
     bench/store --settings memory,sqlite --scenarios r100
 """
