@@ -52,6 +52,17 @@ class ManualStore:
         if self.turns:
             self.on_written(self.turns[-1][0], None)
 
+    def fail(self, why: str) -> None:
+        """The last commit failed: the store keeps the records to try again."""
+        assert self.on_written is not None and self.turns
+        self.on_written(self.turns[-1][0], why)
+
+    def recover(self) -> None:
+        """A retry wrote everything kept (the writer says so with turn 0)."""
+        assert self.on_written is not None
+        self.auto = True
+        self.on_written(0, None)
+
     def query(self, wanted: HistoryWanted | TargetsWanted, reply: object) -> None:
         return None
 
@@ -148,5 +159,38 @@ async def test_a_stalled_store_stops_the_reading_not_the_memory(
             seen.append(int(line.split(b"] line ")[1].split()[0]))
     assert seen == list(range(200))
     assert not server.reads_paused
+    for w in (w1, w2):
+        w.close()
+
+
+async def test_a_message_the_store_failed_to_keep_is_seen_only_once_it_is_kept(
+    running: tuple[Server, ManualStore, int],
+) -> None:
+    server, store, port = running
+    r1, w1 = await asyncio.open_connection("127.0.0.1", port)
+    await read_until(r1, b"lobby")
+    r2, w2 = await asyncio.open_connection("127.0.0.1", port)
+    await read_until(r2, b"lobby")
+    await read_until(r1, b"joined lobby")
+    store.auto = False
+    w1.write(b"kept later\n")
+    await w1.drain()
+    for _ in range(100):
+        if store.turns:
+            break
+        await asyncio.sleep(0.01)
+    store.fail("database or disk is full")
+    assert not server.hub.store_ok
+    # Everything else goes on: the server answers, and refuses new messages clearly.
+    w2.write(b"/echo still here\nnot now\n")
+    await w2.drain()
+    got = await read_until(r2, b"try again soon\n")
+    assert b"still here" in got and b"kept later" not in got
+    assert b"can't keep messages right now" in got
+    # The store writes again: the message kept all along is seen now.
+    store.recover()
+    assert server.hub.store_ok
+    await read_until(r2, b"[")
+    assert (await read_until(r2, b"\n")).endswith(b"kept later\n")
     for w in (w1, w2):
         w.close()

@@ -345,6 +345,10 @@ class Server:
         #: (turn, [(connection, bytes)]). Nobody sees a message before it is kept.
         self._held: deque[tuple[int, list[tuple[Connection, bytes | bytearray]]]] = deque()
         self._held_bytes = 0
+        #: Turns whose records include messages (their output waits for them to be kept).
+        self._said_in: set[int] = set()
+        #: Output carrying messages the store failed to keep: out once it has kept them.
+        self._stuck: list[tuple[Connection, bytes | bytearray]] = []
         #: Reading from every client stopped while too much output waits for the store.
         self.reads_paused = False
         self._caught_up: asyncio.Event | None = None
@@ -555,27 +559,44 @@ class Server:
         if hub.journal:
             journal, hub.journal = hub.journal, []
             self._submitted += 1
+            if any(type(r) is tuple for r in journal):
+                self._said_in.add(self._submitted)
             self.store.submit(self._submitted, journal)
 
     def store_written(self, seq: int, error: str | None) -> None:
-        """The store's word (on the loop): turns up to ``seq`` are kept, or it failed."""
+        """The store's word (on the loop): turns up to ``seq`` are kept, or it failed.
+
+        On failure the store keeps the records and tries again. Output of the
+        turns whose messages it could not keep waits for that (``_stuck``):
+        a message is seen only once kept. Everything else goes out, so the
+        server stays usable, and the hub refuses new messages meanwhile.
+        """
         if error is None and not self.hub.store_ok:
             self.hub.store_ok = True
             log.warning("store: writing again; messages are accepted")
+            stuck, self._stuck = self._stuck, []
+            for conn, data in stuck:
+                self._held_bytes -= len(data)
+                if not conn.closing:
+                    self._write(conn, data)
         elif error is not None and self.hub.store_ok:
-            # Output still goes out (the records are kept in memory and tried
-            # again), but no new message is taken until the store writes.
             self.hub.store_ok = False
             log.error("store: can't write (%s): messages are refused until it can", error)
         if seq > self._written:
             self._written = seq
             held = self._held
             while held and held[0][0] <= seq:
-                for conn, data in held.popleft()[1]:
+                turn, epoch = held.popleft()
+                keep = error is not None and turn in self._said_in
+                for conn, data in epoch:
                     conn.held -= 1
+                    if keep:
+                        self._stuck.append((conn, data))
+                        continue
                     self._held_bytes -= len(data)
                     if not conn.closed:
                         self._write(conn, data)
+            self._said_in = {s for s in self._said_in if s > seq}
             if self.reads_paused and self._held_bytes <= HELD_LIMIT // 2:
                 self._pause_reads(False)
             if self._caught_up is not None and seq >= self._submitted:
