@@ -505,10 +505,13 @@ class Server:
             conn = conns.get(sender)
             if conn is not None:
                 # The sender has had this batch so far: freeze its copy here.
+                variant = conn.door.variant
                 out = conn.out
-                if out and out[-1] is batch.bufs.get(conn.door.variant):
+                if out and out[-1] is batch.bufs.get(variant):
                     out[-1] = bytes(out[-1])
                 batch.detached[sender] = conn
+                if batch.doors.get(variant) is conn.door:
+                    self._replace_render_door(batch, variant)
         rendered: dict[object, bytes] = {}
         for variant, buf in batch.bufs.items():
             data = rendered[variant] = batch.doors[variant].render(ev)
@@ -521,6 +524,24 @@ class Server:
             if one is None:
                 one = rendered[variant] = conn.door.render(ev)
             conn.attach(one)
+
+    def _replace_render_door(self, batch: RoomBatch, variant: object) -> None:
+        """The door that renders ``variant``'s buffer has just spoken: another
+        member still reading that buffer renders from now on. A sender's own
+        door may render its message differently (the web door marks it as
+        the reader's own; an IRC door inside a labeled command holds it back),
+        so it never renders for the others. Nobody left: the buffer goes."""
+        conns = self.conns
+        detached = batch.detached
+        for sid in batch.to:
+            if sid in detached:
+                continue
+            conn = conns.get(sid)
+            if conn is not None and not conn.closing and conn.door.variant == variant:
+                batch.doors[variant] = conn.door
+                return
+        del batch.doors[variant]
+        del batch.bufs[variant]
 
     def _open_batch(self, to: tuple[int, ...], sender: int) -> RoomBatch:
         batch = RoomBatch(to)

@@ -46,7 +46,11 @@ class Door(Protocol):
         ...
 
     def render(self, event: Event) -> bytes:
-        """The bytes this connection gets for ``event`` (may be empty)."""
+        """The bytes this connection gets for ``event`` (may be empty).
+
+        A room ``Message`` is rendered by one member's door for every member
+        with the same variant (never by its sender's door): those bytes must
+        not depend on the rendering connection's own state."""
         ...
 
     def shared_key(self, event: Event) -> object | None:
