@@ -41,7 +41,7 @@ from salas.core.hub import Hub
 from salas.core.ratelimit import FloodGate, FloodPolicy
 from salas.logs import describe
 from salas.net.accounts import Accounts
-from salas.proto.door import Deferred, Door, Input
+from salas.proto.door import Deferred, Door, Input, Introduced
 from salas.store.base import Store
 from salas.store.memory import MemoryStore
 
@@ -400,6 +400,8 @@ class Server:
                 self.run(conn, sub)
         elif callable(item):
             conn.send(item())
+        elif isinstance(item, Introduced):
+            self.unnamed.pop(conn.sid, None)
         elif type(item) in ACCOUNT_COMMANDS:
             self.accounts.run(conn, item)
         else:

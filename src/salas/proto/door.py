@@ -20,12 +20,22 @@ class Deferred:
         self.resolve = resolve
 
 
+class Introduced:
+    """The client has introduced itself without becoming a hub user (a WebSocket
+    that only echoes): the registration deadline no longer applies to it."""
+
+    __slots__ = ()
+
+
+#: The one ``Introduced`` a door needs to return.
+INTRODUCED = Introduced()
+
 #: What a door makes of incoming bytes: commands for the hub, bytes to send
 #: straight back to this connection (usage errors, help), a callable that
 #: makes such bytes when its turn comes (replies that depend on what ran
 #: before them, such as IRC's labeled responses; it costs no flood token),
-#: or a ``Deferred`` line.
-Input = Command | bytes | Callable[[], bytes] | Deferred
+#: a ``Deferred`` line, or ``INTRODUCED``.
+Input = Command | bytes | Callable[[], bytes] | Deferred | Introduced
 
 
 class Door(Protocol):
