@@ -38,8 +38,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "--listen",
         action="append",
         metavar="PROTO:[HOST:]PORT",
-        help="a door to open (repeatable); PROTO is line, irc or cs168."
-        " Default: line:6900 and irc:6667",
+        help="a door to open (repeatable); PROTO is line, irc, http or cs168."
+        " Default: line:6900, irc:6667 and http:8080",
     )
     serve.add_argument("--data-dir", metavar="DIR", help="where history, accounts and logs live")
     serve.add_argument("--config", metavar="FILE", help="a TOML settings file")

@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import Any
 
 DOORS = ("line", "irc", "http", "cs168")
-#: Doors this build can open.
-AVAILABLE_DOORS = ("line", "irc", "cs168")
-DEFAULT_LISTEN = ("line:6900", "irc:6667")
+DEFAULT_LISTEN = ("line:6900", "irc:6667", "http:8080")
 ENV_PREFIX = "SALAS__"
 
 
@@ -44,8 +42,6 @@ def parse_listen(spec: str) -> Listen:
         raise ConfigError(
             f"--listen {spec!r}: expected PROTO:[HOST:]PORT with PROTO one of {', '.join(DOORS)}"
         )
-    if door not in AVAILABLE_DOORS:
-        raise ConfigError(f"--listen {spec!r}: the {door} door is not part of this build yet")
     host: str | None = None
     if rest.startswith("["):
         close = rest.find("]")
@@ -94,6 +90,14 @@ class IrcSettings:
 
 
 @dataclass(slots=True)
+class HttpSettings:
+    #: Seconds of silence on a WebSocket before the server sends a ping.
+    ping_interval: float = 30.0
+    #: Seconds to wait for anything after that ping before disconnecting.
+    ping_timeout: float = 30.0
+
+
+@dataclass(slots=True)
 class LogSettings:
     level: str = "info"
     console: bool = True
@@ -135,6 +139,7 @@ class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     irc: IrcSettings = field(default_factory=IrcSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     log: LogSettings = field(default_factory=LogSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
@@ -166,6 +171,7 @@ _SECTIONS: dict[str, type] = {
     "server": ServerSettings,
     "limits": LimitsSettings,
     "irc": IrcSettings,
+    "http": HttpSettings,
     "log": LogSettings,
     "store": StoreSettings,
     "history": HistorySettings,
@@ -305,6 +311,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("limits.sendq_bytes: must be at least 4096")
     if cfg.irc.ping_interval < 1 or cfg.irc.ping_timeout < 1:
         raise ConfigError("irc.ping_interval and irc.ping_timeout: must be at least 1 second")
+    if cfg.http.ping_interval < 1 or cfg.http.ping_timeout < 1:
+        raise ConfigError("http.ping_interval and http.ping_timeout: must be at least 1 second")
     if not cfg.server.lobby:
         raise ConfigError("server.lobby: must not be empty")
     store_path(cfg)  # a url this build can't open is refused now, not at start

@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from functools import partial
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 from salas.config import Config
 from salas.net.server import DoorFactory
 from salas.proto.cs168 import Cs168Door
+from salas.proto.http import HttpDoor, Site
 from salas.proto.irc.door import IrcDoor, IrcInfo
 from salas.proto.line import LineDoor
 
@@ -27,8 +30,41 @@ def door_factories(config: Config, started: float | None = None) -> dict[str, Do
         ping_timeout=config.irc.ping_timeout,
         history_max=config.history.max_request,
     )
+    http = config.http
     return {
         "line": LineDoor,
         "cs168": Cs168Door,
         "irc": partial(IrcDoor, info=info),
+        "http": partial(
+            HttpDoor,
+            site=load_site(),
+            ping_interval=http.ping_interval,
+            ping_timeout=http.ping_timeout,
+        ),
     }
+
+
+#: The package directory the http door serves (``/`` is its index.html).
+WEB_PACKAGE = "salas"
+WEB_DIR = "web"
+
+
+def load_site() -> Site:
+    """Every file under ``salas/web`` (as installed: a wheel, a checkout), read
+    once at start. Hidden files and Python files are left out."""
+    found: dict[str, bytes] = {}
+
+    def walk(node: Traversable, prefix: str) -> None:
+        for child in node.iterdir():
+            name = child.name
+            if name.startswith((".", "_")) or name.endswith((".py", ".pyc")):
+                continue
+            if child.is_dir():
+                walk(child, f"{prefix}{name}/")
+            elif child.is_file():
+                found[prefix + name] = child.read_bytes()
+
+    root = files(WEB_PACKAGE).joinpath(WEB_DIR)
+    if root.is_dir():
+        walk(root, "")
+    return Site(found)
