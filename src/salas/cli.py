@@ -50,7 +50,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         nargs="?",
         default="line://localhost:6900",
         metavar="URL",
-        help="line://HOST:PORT (default line://localhost:6900) or cs168://HOST:PORT",
+        help="line://HOST:PORT (default line://localhost:6900), cs168://HOST:PORT"
+        " or ws://HOST:PORT/chat",
     )
     chat.add_argument("--name", help="your name (CS168: defaults to your login name)")
     chat.add_argument("--room", help="a room to join at once")

@@ -7,12 +7,20 @@ import contextlib
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
 from salas.proto.cs168 import FRAME, decode_frame, frames
 
 DEFAULT_URL = "line://localhost:6900"
-DEFAULT_PORTS = {"line": 6900, "cs168": 55555}
+DEFAULT_PORTS = {"line": 6900, "cs168": 55555, "ws": 8080, "wss": 443}
+#: The http door's WebSocket that speaks the line protocol.
+WS_PATH = "/chat"
 #: How long to wait for a server to answer a connect.
 CONNECT_TIMEOUT = 5.0
+#: How long closing a WebSocket link waits for the lines still queued to go out.
+CLOSE_WAIT = 1.0
 
 
 class UrlError(ValueError):
@@ -24,9 +32,15 @@ class Target:
     scheme: str
     host: str
     port: int
+    path: str = ""
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}{self.path}"
 
 
 def parse_url(url: str) -> Target:
@@ -34,15 +48,20 @@ def parse_url(url: str) -> Target:
         url = "line://" + url
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme in ("ws", "wss"):
-        raise UrlError(f"{url}: the web door (ws://) is not part of this build yet")
     if scheme not in DEFAULT_PORTS:
-        raise UrlError(f"{url}: expected line://HOST:PORT or cs168://HOST:PORT")
+        raise UrlError(
+            f"{url}: expected line://HOST:PORT, cs168://HOST:PORT or ws://HOST:PORT/chat"
+        )
     try:
         port = parts.port or DEFAULT_PORTS[scheme]
     except ValueError as err:
         raise UrlError(f"{url}: the port must be a number from 0 to 65535") from err
-    return Target(scheme, parts.hostname or "localhost", port)
+    path = ""
+    if scheme in ("ws", "wss"):
+        path = parts.path or WS_PATH
+        if path != WS_PATH:
+            raise UrlError(f"{url}: the terminal client speaks the line protocol, at {WS_PATH}")
+    return Target(scheme, parts.hostname or "localhost", port, path)
 
 
 class Link:
@@ -91,13 +110,63 @@ class Cs168Link(Link):
         self.writer.write(frames(text))
 
 
+class WsLink(Link):
+    """The line protocol over the http door's ``/chat`` WebSocket: one line a frame."""
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self.conn = conn
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        # Sends are coroutines; one task sends them in order while callers carry on.
+        self._sender = asyncio.ensure_future(self._send_all())
+
+    async def _send_all(self) -> None:
+        while True:
+            text = await self._queue.get()
+            try:
+                await self.conn.send(text)
+            except (ConnectionClosed, OSError):
+                return
+            finally:
+                self._queue.task_done()
+
+    async def recv(self) -> str | None:
+        try:
+            data = await self.conn.recv()
+        except (ConnectionClosed, OSError):
+            return None
+        return data if isinstance(data, str) else data.decode("utf-8", "replace")
+
+    def send(self, text: str) -> None:
+        self._queue.put_nowait(text)
+
+    async def close(self) -> None:
+        # What was queued (a last /quit) goes out first, if it can within a moment.
+        if not self._sender.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), CLOSE_WAIT)
+        self._sender.cancel()
+        with contextlib.suppress(Exception):
+            await self.conn.close()
+
+
 async def connect(target: Target, name: str | None = None) -> Link:
     """Open a link; CS168 sends its name at once (its first frame)."""
+    if target.scheme in ("ws", "wss"):
+        try:
+            conn = await asyncio.wait_for(
+                ws_connect(target.url, max_size=1 << 20, compression=None), CONNECT_TIMEOUT
+            )
+        except WebSocketException as err:
+            raise OSError(str(err)) from err
+        link: Link = WsLink(conn)
+        if name:
+            link.send(f"/nick {name}")
+        return link
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection(target.host, target.port, limit=1 << 20), CONNECT_TIMEOUT
     )
     if target.scheme == "cs168":
-        link: Link = Cs168Link(reader, writer)
+        link = Cs168Link(reader, writer)
         link.send(name or "guest")
     else:
         link = LineLink(reader, writer)
