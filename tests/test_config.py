@@ -276,9 +276,9 @@ def test_http_listen_and_settings() -> None:
     assert parse_listen("http:[::1]:8080") == Listen("http", "::1", 8080)
     cfg = from_dict({"http": {"ping_interval": 5, "ping_timeout": 2.5}})
     assert (cfg.http.ping_interval, cfg.http.ping_timeout) == (5.0, 2.5)
-    with pytest.raises(ConfigError, match="http.ping_interval"):
+    with pytest.raises(ConfigError, match=r"http\.ping_interval"):
         from_dict({"http": {"ping_interval": 0.5}})
-    with pytest.raises(ConfigError, match="http.ping_timeout"):
+    with pytest.raises(ConfigError, match=r"http\.ping_timeout"):
         from_dict({"http": {"ping_timeout": "soon"}})
 
 
