@@ -102,11 +102,15 @@ def start_server(
     doors: tuple[str, ...] = ("line",),
     config: str | None = None,
     extra_args: tuple[str, ...] = (),
+    ports: dict[str, int] | None = None,
 ) -> RunningServer:
+    """``salas serve`` on loopback, each door on a free port (or on the port
+    ``ports`` gives it: a restart on the same address, say). The data dir is
+    ``tmp/data``, so a second server on the same ``tmp`` finds the first's data."""
     data = tmp / "data"
     args = ["serve", "--data-dir", str(data)]
     for door in doors:
-        args += ["--listen", f"{door}:127.0.0.1:0"]
+        args += ["--listen", f"{door}:127.0.0.1:{(ports or {}).get(door, 0)}"]
     if config is not None:
         cfg = tmp / "salas.toml"
         cfg.write_text(config)
