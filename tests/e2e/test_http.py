@@ -342,7 +342,9 @@ def test_echo_echoes_every_frame(srv: RunningServer) -> None:
 @pytest.mark.parametrize(
     ("path", "ctype", "needle"),
     [
-        ("/", "text/html; charset=utf-8", b"web client is coming"),
+        ("/", "text/html; charset=utf-8", b'src="/app.js"'),
+        ("/app.js", "text/javascript; charset=utf-8", b"/ws"),
+        ("/app.css", "text/css; charset=utf-8", b"prefers-color-scheme: dark"),
         ("/ui-chat", "text/html; charset=utf-8", b'src="/ui-chat.js"'),
         ("/ui-echo", "text/html; charset=utf-8", b'src="/ui-echo.js"'),
         ("/ui-chat.js", "text/javascript; charset=utf-8", b"/chat"),

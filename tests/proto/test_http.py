@@ -482,13 +482,21 @@ def test_upgrade_response_is_101_with_the_accept_key() -> None:
 # -- the files that ship ------------------------------------------------------------------
 
 
-def test_the_shipped_site_has_the_seed_pages_and_no_inline_script() -> None:
+def test_the_shipped_site_has_the_client_and_seed_pages_and_no_inline_script() -> None:
     from salas.net.doors import load_site
 
     site = load_site()
     index = site.lookup("/")
-    assert index is not None and b"web client is coming" in index.body
-    for path in ("/ui-chat", "/ui-echo", "/ui-chat.js", "/ui-echo.js", "/seed.css"):
+    assert index is not None and b'src="/app.js"' in index.body
+    for path in (
+        "/app.js",
+        "/app.css",
+        "/ui-chat",
+        "/ui-echo",
+        "/ui-chat.js",
+        "/ui-echo.js",
+        "/seed.css",
+    ):
         assert site.lookup(path) is not None, path
     for path, page in site.pages.items():
         if page.content_type.startswith("text/html"):
@@ -500,3 +508,29 @@ def test_the_shipped_site_has_the_seed_pages_and_no_inline_script() -> None:
         if page.content_type.startswith("text/javascript"):
             js = page.body.decode()
             assert "innerHTML" not in js and "textContent" in js, path
+
+
+def test_the_web_client_is_small_zoomable_and_never_writes_html() -> None:
+    """SPEC http: a small payload (aim under 100 kB), no build step and no
+    framework download: the page loads its three files and nothing else;
+    zoom is allowed; what people write goes in as text, never as HTML."""
+    from salas.net.doors import load_site
+
+    site = load_site()
+    files = {path: site.lookup(path) for path in ("/", "/app.js", "/app.css")}
+    sizes = {path: len(page.body) for path, page in files.items() if page is not None}
+    assert len(sizes) == 3, sizes
+    print("web client payload:", sizes, "total", sum(sizes.values()), "bytes")
+    assert sum(sizes.values()) < 100_000, sizes
+    html = files["/"].body.decode()  # type: ignore[union-attr]
+    assert re.findall(r'(?:src|href)="([^"]+)"', html) == [
+        "/app.css",
+        "/app.js",
+        "/ui-chat",
+        "/ui-echo",
+    ]
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    assert "maximum-scale" not in html and "user-scalable" not in html
+    js = files["/app.js"].body.decode()  # type: ignore[union-attr]
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in js, sink

@@ -1,0 +1,1060 @@
+// salas web client: speaks the JSON protocol at /ws (docs/protocols/web.md).
+// Plain JS, no framework, no build step. Everything other people wrote (names,
+// messages, topics, reasons) is put on the page with textContent, never as HTML.
+"use strict";
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const body = document.body;
+  const ui = {
+    title: $("title"), topic: $("topic"), count: $("count"), status: $("status"),
+    menu: $("menu"), drawer: $("drawer"), closeDrawer: $("close-drawer"),
+    loginForm: $("login-form"), loginName: $("login-name"), loginPassword: $("login-password"),
+    loginGo: $("login-go"), registerGo: $("register-go"), loginError: $("login-error"),
+    logs: $("logs"), alert: $("alert"), composer: $("composer"), message: $("message"),
+    messageLabel: $("message-label"),
+    roomList: $("room-list"), convList: $("conv-list"), convEmpty: $("conv-empty"),
+    browse: $("browse"), refresh: $("refresh"), allRooms: $("all-rooms"),
+    createForm: $("create-form"), createName: $("create-name"), createLimit: $("create-limit"),
+    infoHeading: $("info-h"), topicForm: $("topic-form"), topicInput: $("topic-input"),
+    membersHeading: $("members-h"), members: $("members"), leave: $("leave"), pmInfo: $("pm-info"),
+    me: $("me"), logout: $("logout"),
+  };
+  const PAGE = 50; // messages asked for when scrolling back
+  const DELAYS = [500, 1000, 2000, 3000, 5000, 8000, 10000]; // reconnect back-off (ms)
+  const STORE_KEY = "salas-session";
+
+  const S = {
+    ws: null,
+    ready: false, // past hello (and login) on the current socket
+    everReady: false, // the chat view has been shown since the last sign-in
+    mode: "guest", // how to (re)connect: guest, login, register
+    name: "", account: null, password: "",
+    signedOut: true,
+    closing: null, loginFail: "", auto: false, loginName: "", helloLobby: false,
+    retry: 0, timer: 0, nameTries: 0,
+    seq: 0, pending: new Map(),
+    views: new Map(), active: null,
+    wanted: new Map(), // rooms to be in: lower-case name -> {name, key}
+    rooms: new Map(), // the last room list: lower-case name -> info
+  };
+
+  // -- small helpers ----------------------------------------------------------------
+
+  function el(tag, cls, text) {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+  const low = (s) => String(s).toLowerCase();
+  const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+  const dayKey = (d) => `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
+  function dayLabel(d) {
+    const today = new Date();
+    if (dayKey(d) === dayKey(today)) return "Today";
+    const y = new Date(today); y.setDate(today.getDate() - 1);
+    if (dayKey(d) === dayKey(y)) return "Yesterday";
+    return d.toLocaleDateString([], { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+  }
+  const timeText = (d) => d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const nearBottom = (log) => log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+
+  function setStatus(text, bad) {
+    ui.status.textContent = text;
+    ui.status.classList.toggle("bad", !!bad);
+  }
+  let alertTimer = 0;
+  function showAlert(text) {
+    ui.alert.textContent = text;
+    clearTimeout(alertTimer);
+    alertTimer = setTimeout(() => { ui.alert.textContent = ""; }, 8000);
+  }
+
+  // -- the connection -----------------------------------------------------------------
+
+  function send(obj, meta) {
+    const ws = S.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return null;
+    const id = ++S.seq;
+    obj.id = id;
+    if (meta) S.pending.set(id, meta);
+    ws.send(JSON.stringify(obj));
+    return id;
+  }
+
+  function connect() {
+    clearTimeout(S.timer);
+    S.timer = 0;
+    S.ready = false;
+    S.closing = null;
+    S.pending.clear();
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    let ws;
+    try {
+      ws = new WebSocket(`${scheme}//${location.host}/ws`);
+    } catch (err) {
+      dropped(null);
+      return;
+    }
+    S.ws = ws;
+    setStatus(S.everReady ? "Reconnecting…" : "Connecting…", S.everReady);
+    ws.addEventListener("open", () => { if (S.ws === ws) hello(); });
+    ws.addEventListener("message", (event) => {
+      if (S.ws !== ws || typeof event.data !== "string") return;
+      let msg;
+      try { msg = JSON.parse(event.data); } catch (err) { return; }
+      if (msg && typeof msg === "object") handle(msg);
+    });
+    ws.addEventListener("close", () => { if (S.ws === ws) dropped(ws); });
+  }
+
+  function hello() {
+    // The name we want when we are a guest; a login takes the account's name.
+    const name = S.mode === "login" ? null : S.name || null;
+    // In no room yet: the server puts us in its lobby (making it if need be).
+    // A login waits for the account's name, then joins it.
+    S.helloLobby = S.wanted.size === 0 && S.mode !== "login";
+    send({ type: "hello", name, lobby: S.helloLobby }, { what: "hello" });
+  }
+
+  function dropped() {
+    S.ws = null;
+    S.ready = false;
+    for (const v of S.views.values()) if (v.kind === "room") v.joined = false;
+    if (S.signedOut) return;
+    if (!S.everReady) {
+      signOut(S.loginFail || "Could not reach the server. Try again in a moment.");
+      return;
+    }
+    if (S.closing && S.closing.kind === "kill") {
+      setStatus(`Disconnected by the server: ${S.closing.reason}. Reload the page to come back.`, true);
+      return;
+    }
+    const delay = DELAYS[Math.min(S.retry, DELAYS.length - 1)] * (0.8 + Math.random() * 0.4);
+    S.retry += 1;
+    setStatus(`Connection lost. Reconnecting in ${Math.max(1, Math.round(delay / 1000))} s… (what you type is kept)`, true);
+    S.timer = setTimeout(connect, delay);
+  }
+
+  function ready() {
+    S.ready = true;
+    S.retry = 0;
+    S.nameTries = 0;
+    const first = !S.everReady;
+    S.everReady = true;
+    if (S.mode === "register") S.mode = "login";
+    if (S.mode === "login" && !S.account) S.mode = "guest";
+    body.classList.remove("signed-out");
+    setStatus(`Connected as ${S.name}${S.account ? "" : " (guest)"}`);
+    renderMe();
+    if (S.wanted.size === 0 && !S.helloLobby) S.wanted.set("lobby", { name: "lobby", key: null });
+    for (const room of S.wanted.values()) {
+      const v = S.views.get(`#${low(room.name)}`);
+      if (v && v.joined) continue; // joined already, by hello
+      const req = { type: "join", room: room.name };
+      if (room.key) req.key = room.key;
+      send(req, { what: "join", room: room.name, key: room.key, rejoin: true });
+    }
+    for (const v of S.views.values()) if (v.kind === "pm") fetchLatest(v);
+    send({ type: "list" }, { what: "list" });
+    saveSession();
+    if (first) ui.message.focus();
+  }
+
+  function signOut(error) {
+    S.signedOut = true;
+    S.everReady = false;
+    S.ready = false;
+    clearTimeout(S.timer);
+    const ws = S.ws;
+    S.ws = null;
+    if (ws) {
+      try {
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "quit", reason: "Logged out" }));
+        ws.close(1000);
+      } catch (err) { /* closed already */ }
+    }
+    for (const v of [...S.views.values()]) removeView(v);
+    S.wanted.clear();
+    S.password = "";
+    S.account = null;
+    try { sessionStorage.removeItem(STORE_KEY); } catch (err) { /* storage off */ }
+    closeDrawer(false);
+    body.classList.add("signed-out");
+    ui.title.textContent = "salas";
+    document.title = "salas";
+    setStatus("");
+    ui.loginGo.disabled = ui.registerGo.disabled = false;
+    ui.loginError.textContent = error || "";
+    ui.loginPassword.value = "";
+    ui.loginName.focus();
+  }
+
+  function saveSession() {
+    if (S.signedOut) return;
+    const data = {
+      name: S.name,
+      account: !!S.account,
+      rooms: [...S.wanted.values()],
+      convs: [...S.views.values()].filter((v) => v.kind === "pm").map((v) => v.name),
+      active: S.active,
+    };
+    try {
+      sessionStorage.setItem(STORE_KEY, JSON.stringify(data));
+      localStorage.setItem("salas-name", S.name);
+    } catch (err) { /* storage off: nothing to keep */ }
+  }
+
+  // -- what the server says -------------------------------------------------------------
+
+  function handle(m) {
+    const meta = m.re !== undefined ? S.pending.get(m.re) : undefined;
+    switch (m.type) {
+      case "welcome": onWelcome(m); break;
+      case "logged_in": onLoggedIn(m); break;
+      case "account_registered": onRegistered(m); break;
+      case "joined": onJoined(m, meta); break;
+      case "left": onLeft(m); break;
+      case "members": onMembers(m); break;
+      case "history": onHistory(m, meta); break;
+      case "message": onMessage(m); break;
+      case "private": onPrivate(m); break;
+      case "topic": onTopic(m); break;
+      case "rooms": onRooms(m); break;
+      case "renamed": onRenamed(m); break;
+      case "away": onAway(m); break;
+      case "notice": addEvent(activeView(), `Notice${m.by ? ` from ${m.by}` : ""}: ${m.text}`, "notice"); break;
+      case "invited":
+        if (low(m.to) === low(S.name)) addEvent(activeView(), `${m.by} invited you to ${m.room}`, "notice");
+        break;
+      case "password_changed": showAlert("Your password was changed."); break;
+      case "error": onError(m, meta); break;
+      case "closing": S.closing = m; break;
+      case "ok": if (m.re !== undefined) S.pending.delete(m.re); break;
+      default: break;
+    }
+  }
+
+  function onWelcome(m) {
+    S.name = m.name;
+    S.account = m.account;
+    if (S.mode === "login") {
+      send({ type: "login", name: S.loginName, password: S.password }, { what: "login" });
+    } else if (S.mode === "register") {
+      send({ type: "register", password: S.password }, { what: "register" });
+    } else {
+      ready();
+    }
+  }
+
+  function onLoggedIn(m) {
+    S.name = m.name;
+    S.account = m.account;
+    if (!S.ready) ready();
+    else renderMe();
+  }
+
+  function onRegistered(m) {
+    S.account = m.account;
+    if (!S.ready) ready();
+    else { renderMe(); showAlert(`${m.account} is now your account.`); }
+  }
+
+  function onError(m, meta) {
+    if (m.re !== undefined) S.pending.delete(m.re);
+    const what = meta ? meta.what : "";
+    if (!S.ready && (what === "hello" || what === "login" || what === "register")) {
+      if (!S.everReady) {
+        // Signing in: say why on the sign-in form.
+        if (what === "hello" && m.code === "name_taken" && S.nameTries < 3 && S.auto) {
+          S.nameTries += 1; // our own previous page may still hold the name for a moment
+          setTimeout(() => { if (S.ws && !S.ready) hello(); }, 700);
+          return;
+        }
+        S.loginFail = m.text;
+        if (S.ws) S.ws.close();
+        return;
+      }
+      // Reconnecting: our old connection may still hold the name; try again, then as a guest.
+      if (what === "hello" && (m.code === "name_taken" || m.code === "name_reserved")) {
+        S.nameTries += 1;
+        if (S.nameTries > 3 || m.code === "name_reserved") S.name = "";
+        setTimeout(() => { if (S.ws && !S.ready) hello(); }, 1000);
+        return;
+      }
+      if (what === "login" || what === "register") {
+        showAlert(`Could not log in again (${m.text}); you are a guest for now.`);
+        S.mode = "guest";
+        ready();
+        return;
+      }
+    }
+    if ((what === "say" || what === "msg") && meta.text && !ui.message.value) {
+      ui.message.value = meta.text; // not sent: give the text back
+    }
+    if (what === "join" && meta.rejoin) {
+      const v = S.views.get(`#${low(meta.room)}`);
+      S.wanted.delete(low(meta.room));
+      if (v) { v.joined = false; markGone(v); addEvent(v, `Could not rejoin ${meta.room}: ${m.text}`, "notice"); }
+      saveSession();
+      return;
+    }
+    if (what === "history") {
+      const v = S.views.get(meta.key);
+      if (v) { v.loading = false; v.more = false; setLoading(v, false); }
+      return; // an empty past is no news
+    }
+    showAlert(m.text);
+  }
+
+  function onJoined(m, meta) {
+    const v = roomView(m.room);
+    v.count = m.count;
+    if (m.own) {
+      const key = meta && meta.key ? meta.key : (S.wanted.get(low(m.room)) || {}).key || null;
+      S.wanted.set(low(m.room), { name: m.room, key });
+      v.joined = true;
+      markGone(v);
+      if (meta && meta.limit) v.limit = meta.limit;
+      const here = plural(m.count, "person", "people");
+      // The history that comes with the join goes above this line.
+      v.joinPrevDay = v.lastDay;
+      const mark = addEvent(v, meta && meta.rejoin && v.ids.size ? `Back in ${m.room} (${here} here)` : `You joined ${m.room} (${here} here)`);
+      v.joinMark = mark.li;
+      v.joinSep = mark.sep;
+      if (!S.active || (meta && meta.show)) show(v.key);
+      saveSession();
+      send({ type: "list" }, { what: "list" });
+    } else {
+      v.members.set(low(m.who), { name: m.who, account: m.account, op: false, voice: false, away: false });
+      addEvent(v, `${m.who} joined (${plural(m.count, "person", "people")} here)`);
+    }
+    roomChanged(v);
+  }
+
+  function onLeft(m) {
+    const v = S.views.get(`#${low(m.room)}`);
+    if (!v) return;
+    v.count = m.count;
+    const why = m.reason ? `: ${m.reason}` : "";
+    if (m.own) {
+      S.wanted.delete(low(m.room));
+      saveSession();
+      send({ type: "list" }, { what: "list" });
+      if (m.kind === "leave") { removeView(v); return; }
+      v.joined = false;
+      markGone(v);
+      v.members.clear();
+      addEvent(v, m.kind === "kick" ? `You were removed from ${m.room} by ${m.by}${why}` : `${m.room} was closed${why}`, "notice");
+    } else {
+      v.members.delete(low(m.who));
+      const here = `(${plural(m.count, "person", "people")} here)`;
+      if (m.kind === "kick") addEvent(v, `${m.who} was removed by ${m.by}${why} ${here}`);
+      else if (m.kind === "quit") addEvent(v, `${m.who} quit${why} ${here}`);
+      else addEvent(v, `${m.who} left${why} ${here}`);
+    }
+    roomChanged(v);
+  }
+
+  function onMembers(m) {
+    if (!m.room) return;
+    const v = S.views.get(`#${low(m.room)}`);
+    if (!v) return;
+    v.members.clear();
+    for (const p of m.members) v.members.set(low(p.name), { name: p.name, account: p.account, op: !!p.op, voice: !!p.voice, away: !!p.away });
+    v.count = m.members.length;
+    roomChanged(v);
+  }
+
+  function isOwn(m) {
+    return !!m.own || (S.account && m.account === S.account) || low(m.from) === low(S.name);
+  }
+
+  function onHistory(m, meta) {
+    let v;
+    if (meta && meta.key) v = S.views.get(meta.key);
+    else v = S.views.get(`${m.room ? "#" : "@"}${low(m.target)}`);
+    if (!v) return;
+    if (meta) S.pending.delete(m.re);
+    const older = !!(meta && meta.before);
+    if (older) {
+      v.loading = false;
+      setLoading(v, false);
+      if (m.messages.length < meta.limit) v.more = false;
+    } else if (v.oldest === null) {
+      v.more = m.messages.length > 0;
+    }
+    addMessages(v, m.messages, m.reason === "join");
+    if (m.reason === "join") v.joinMark = v.joinSep = null;
+    if (v.more && v.key === S.active) fillUp(v);
+  }
+
+  function onMessage(m) {
+    const v = S.views.get(`#${low(m.room)}`);
+    if (!v) return;
+    addMessages(v, [m]);
+    if (v.key !== S.active && !isOwn(m)) bumpUnread(v);
+  }
+
+  function onPrivate(m) {
+    const own = isOwn(m);
+    const other = own ? m.to : m.from;
+    const v = convView(other);
+    addMessages(v, [m]);
+    if (v.key !== S.active && !own) bumpUnread(v);
+    saveSession();
+  }
+
+  function onTopic(m) {
+    const v = S.views.get(`#${low(m.room)}`);
+    if (!v) return;
+    v.topic = m.text || "";
+    if (m.changed) {
+      addEvent(v, m.text ? `${m.by} set the topic: ${m.text}` : `${m.by} cleared the topic`);
+    }
+    roomChanged(v);
+  }
+
+  function onRooms(m) {
+    S.rooms.clear();
+    for (const r of m.rooms) {
+      S.rooms.set(low(r.name), r);
+      const v = S.views.get(`#${low(r.name)}`);
+      if (v) { v.limit = r.limit; if (v.joined) v.count = r.count; }
+    }
+    renderAllRooms();
+    const v = activeView();
+    if (v) renderHeader();
+  }
+
+  function onRenamed(m) {
+    if (m.own) {
+      S.name = m.new;
+      renderMe();
+      setStatus(`Connected as ${S.name}${S.account ? "" : " (guest)"}`);
+      saveSession();
+    }
+    for (const v of S.views.values()) {
+      if (v.kind === "room" && v.members.has(low(m.old))) {
+        const p = v.members.get(low(m.old));
+        v.members.delete(low(m.old));
+        p.name = m.new;
+        v.members.set(low(m.new), p);
+        addEvent(v, m.own ? `You are now known as ${m.new}` : `${m.old} is now known as ${m.new}`);
+        roomChanged(v);
+      }
+    }
+    const conv = S.views.get(`@${low(m.old)}`);
+    if (conv && !S.views.has(`@${low(m.new)}`)) {
+      S.views.delete(conv.key);
+      conv.key = `@${low(m.new)}`;
+      conv.name = m.new;
+      conv.nameEl.textContent = m.new;
+      conv.log.setAttribute("aria-label", `Conversation with ${m.new}`);
+      S.views.set(conv.key, conv);
+      if (S.active === `@${low(m.old)}`) { S.active = conv.key; renderHeader(); }
+      addEvent(conv, `${m.old} is now known as ${m.new}`);
+    }
+  }
+
+  function onAway(m) {
+    if (m.own) {
+      setStatus(m.text ? `You are away: ${m.text}` : `Connected as ${S.name}`);
+      return;
+    }
+    for (const v of S.views.values()) {
+      const p = v.kind === "room" && v.members.get(low(m.who));
+      if (p) { p.away = !!m.text; roomChanged(v); }
+    }
+    const conv = S.views.get(`@${low(m.who)}`);
+    if (conv && m.text) addEvent(conv, `${m.who} is away: ${m.text}`, "notice");
+  }
+
+  // -- views: one per room and per private conversation ---------------------------------------
+
+  function makeView(kind, name) {
+    const key = `${kind === "room" ? "#" : "@"}${low(name)}`;
+    const log = el("div", "log");
+    const list = el("ol");
+    log.append(list);
+    log.setAttribute("role", "log");
+    log.setAttribute("aria-live", "polite");
+    log.setAttribute("aria-label", kind === "room" ? `Messages in ${name}` : `Conversation with ${name}`);
+    log.tabIndex = 0;
+    log.hidden = true;
+    ui.logs.append(log);
+    const li = el("li");
+    const button = el("button");
+    button.type = "button";
+    const sigil = el("span", "sigil", kind === "room" ? "#" : "@");
+    sigil.setAttribute("aria-hidden", "true");
+    const nameEl = el("span", "name", name);
+    const badge = el("span", "unread");
+    button.append(sigil, nameEl, badge);
+    li.append(button);
+    (kind === "room" ? ui.roomList : ui.convList).append(li);
+    ui.convEmpty.hidden = ui.convList.children.length > 0;
+    const v = {
+      key, kind, name, log, list, li, button, nameEl, badge,
+      ids: new Set(), oldest: null, newest: null, lastDay: null,
+      more: false, loading: false, unread: 0, atBottom: true, scroll: 0,
+      joined: kind === "pm", members: new Map(), count: 0, limit: null, topic: "",
+      joinMark: null, joinSep: null, joinPrevDay: null,
+    };
+    button.addEventListener("click", () => { show(v.key); closeDrawer(false); ui.message.focus(); });
+    log.addEventListener("scroll", () => { if (log.scrollTop < 120) loadOlder(v); });
+    S.views.set(key, v);
+    return v;
+  }
+
+  function roomView(name) {
+    return S.views.get(`#${low(name)}`) || makeView("room", name);
+  }
+
+  function convView(name) {
+    let v = S.views.get(`@${low(name)}`);
+    if (!v) { v = makeView("pm", name); if (S.ready) fetchLatest(v); }
+    return v;
+  }
+
+  function removeView(v) {
+    v.log.remove();
+    v.li.remove();
+    S.views.delete(v.key);
+    ui.convEmpty.hidden = ui.convList.children.length > 0;
+    if (S.active === v.key) {
+      S.active = null;
+      const next = S.views.values().next().value;
+      if (next) show(next.key);
+      else renderHeader();
+    }
+    updateTitle();
+  }
+
+  const activeView = () => (S.active ? S.views.get(S.active) : undefined);
+
+  function markGone(v) {
+    v.li.classList.toggle("gone", v.kind === "room" && !v.joined);
+  }
+
+  function show(key) {
+    const v = S.views.get(key);
+    if (!v) return;
+    const prev = activeView();
+    if (prev && prev !== v) {
+      prev.atBottom = nearBottom(prev.log);
+      prev.scroll = prev.log.scrollTop;
+      prev.log.hidden = true;
+      prev.button.removeAttribute("aria-current");
+    }
+    S.active = key;
+    v.log.hidden = false;
+    v.button.setAttribute("aria-current", "page");
+    if (v.atBottom) v.log.scrollTop = v.log.scrollHeight;
+    else v.log.scrollTop = v.scroll;
+    v.unread = 0;
+    renderBadge(v);
+    renderHeader();
+    saveSession();
+    if (v.more) fillUp(v);
+  }
+
+  function bumpUnread(v) {
+    v.unread += 1;
+    renderBadge(v);
+  }
+
+  function renderBadge(v) {
+    v.badge.textContent = "";
+    if (v.unread > 0) {
+      v.badge.append(String(v.unread), el("span", "vh", " unread"));
+    }
+    updateTitle();
+  }
+
+  function updateTitle() {
+    let total = 0;
+    for (const v of S.views.values()) total += v.unread;
+    const v = activeView();
+    const where = v ? `${v.kind === "room" ? "#" : ""}${v.name} · salas` : "salas";
+    document.title = total ? `(${total}) ${where}` : where;
+  }
+
+  function roomChanged(v) {
+    if (v.key === S.active) renderHeader();
+  }
+
+  function sizeText(count, limit) {
+    return limit ? `${count}/${limit}` : String(count);
+  }
+
+  function renderHeader() {
+    const v = activeView();
+    if (!v) {
+      ui.title.textContent = "salas";
+      ui.topic.textContent = "";
+      ui.count.textContent = "";
+      ui.messageLabel.textContent = "Message (join a room first)";
+      body.classList.remove("in-pm");
+      renderInfo(null);
+      updateTitle();
+      return;
+    }
+    ui.title.textContent = "";
+    if (v.kind === "room") {
+      const sigil = el("span", "sigil", "#");
+      sigil.setAttribute("aria-hidden", "true");
+      ui.title.append(sigil, v.name);
+      ui.topic.textContent = v.topic;
+      ui.count.textContent = v.joined ? `${sizeText(v.count, v.limit)} ${v.count === 1 && !v.limit ? "member" : "members"}` : "not joined";
+      ui.messageLabel.textContent = `Message to ${v.name}`;
+    } else {
+      ui.title.textContent = v.name;
+      ui.topic.textContent = "Private conversation";
+      ui.count.textContent = "";
+      ui.messageLabel.textContent = `Message to ${v.name}`;
+    }
+    body.classList.toggle("in-pm", v.kind === "pm");
+    renderInfo(v);
+    updateTitle();
+  }
+
+  function renderInfo(v) {
+    ui.members.textContent = "";
+    if (!v) { ui.infoHeading.textContent = "About this room"; return; }
+    if (v.kind === "pm") {
+      ui.infoHeading.textContent = "About this conversation";
+      ui.pmInfo.textContent = `Only you and ${v.name} see these messages.`;
+      return;
+    }
+    ui.infoHeading.textContent = `About ${v.name}`;
+    if (document.activeElement !== ui.topicInput) ui.topicInput.value = v.topic;
+    ui.membersHeading.textContent = `Members (${sizeText(v.members.size, v.limit)})`;
+    const people = [...v.members.values()].sort((a, b) => (b.op - a.op) || low(a.name).localeCompare(low(b.name)));
+    for (const p of people) {
+      const li = el("li");
+      const tags = [];
+      if (p.op) tags.push("operator");
+      if (p.away) tags.push("away");
+      if (low(p.name) === low(S.name)) {
+        li.append(el("span", "you", `${p.name} (you)`));
+      } else {
+        const b = el("button", null, p.name);
+        b.type = "button";
+        b.setAttribute("aria-label", `${p.name}: write privately`);
+        b.addEventListener("click", () => openConversation(p.name));
+        li.append(b);
+      }
+      if (tags.length) li.append(el("span", "tag", `(${tags.join(", ")})`));
+      ui.members.append(li);
+    }
+  }
+
+  function renderMe() {
+    ui.me.textContent = S.account ? `${S.name}, logged in as ${S.account}` : `${S.name} (guest)`;
+  }
+
+  function renderAllRooms() {
+    ui.allRooms.textContent = "";
+    const rooms = [...S.rooms.values()].sort((a, b) => low(a.name).localeCompare(low(b.name)));
+    for (const r of rooms) {
+      const li = el("li");
+      const b = el("button", null, r.name);
+      b.type = "button";
+      const joined = S.views.get(`#${low(r.name)}`);
+      b.setAttribute("aria-label", `${r.name}: ${joined && joined.joined ? "go to" : "join"}, ${r.limit ? `${r.count} of ${r.limit} places taken` : plural(r.count, "person", "people")}${r.private ? ", private" : ""}${r.keyed ? ", needs a key" : ""}`);
+      if (r.topic) b.title = r.topic;
+      b.addEventListener("click", () => joinRoom(r.name, null));
+      const size = el("span", "size", sizeText(r.count, r.limit));
+      size.setAttribute("aria-hidden", "true");
+      li.append(b, size);
+      ui.allRooms.append(li);
+    }
+    if (!rooms.length) ui.allRooms.append(el("li", "hint", "No rooms yet."));
+  }
+
+  // -- the message list -----------------------------------------------------------------
+
+  function dayItem(d) {
+    const li = el("li", "day", dayLabel(d));
+    li.dataset.day = dayKey(d);
+    return li;
+  }
+
+  function messageItem(m) {
+    const li = el("li", "msg");
+    if (isOwn(m)) li.classList.add("own");
+    if (m.kind === "action" || m.kind === "notice") li.classList.add(m.kind);
+    li.dataset.id = String(m.id);
+    const d = new Date(m.time);
+    const t = el("time", null, timeText(d));
+    t.dateTime = m.time;
+    t.title = d.toLocaleString();
+    const content = el("div", "content");
+    const from = el("span", "from", m.kind === "action" ? `* ${m.from}` : m.from);
+    const text = el("span", "text", m.text);
+    content.append(from, " ", text);
+    li.append(t, " ", content);
+    return li;
+  }
+
+  // Puts messages in the view, oldest first, each once: newer ones at the end,
+  // older ones (scrolled back) at the top, keeping what is in sight in place.
+  function addMessages(v, list, atJoin) {
+    const newer = [];
+    const older = [];
+    for (const m of list) {
+      if (typeof m.id !== "number" || v.ids.has(m.id)) continue;
+      if (v.newest === null || m.id > v.newest) newer.push(m);
+      else if (m.id < v.oldest) older.push(m);
+      else continue;
+      v.ids.add(m.id);
+    }
+    older.sort((a, b) => a.id - b.id);
+    newer.sort((a, b) => a.id - b.id);
+    if (older.length) prepend(v, older);
+    const stick = v.log.hidden ? v.atBottom : nearBottom(v.log);
+    if (atJoin && v.joinMark && v.joinMark.parentNode === v.list) {
+      // Above the "You joined" line (and its day heading, which may then go).
+      const mark = v.joinSep || v.joinMark;
+      let day = v.joinPrevDay;
+      for (const m of newer) {
+        const d = new Date(m.time);
+        if (dayKey(d) !== day) { day = dayKey(d); v.list.insertBefore(dayItem(d), mark); }
+        v.list.insertBefore(messageItem(m), mark);
+        if (v.oldest === null) v.oldest = m.id;
+        v.newest = m.id;
+      }
+      if (v.joinSep && v.joinSep.dataset.day === day) v.joinSep.remove();
+    } else {
+      for (const m of newer) {
+        const d = new Date(m.time);
+        if (dayKey(d) !== v.lastDay) { v.list.append(dayItem(d)); v.lastDay = dayKey(d); }
+        v.list.append(messageItem(m));
+        if (v.oldest === null) v.oldest = m.id;
+        v.newest = m.id;
+      }
+    }
+    if (newer.length && stick) {
+      if (v.log.hidden) v.atBottom = true;
+      else v.log.scrollTop = v.log.scrollHeight;
+    }
+  }
+
+  function prepend(v, older) {
+    const log = v.log;
+    const fromBottom = log.scrollHeight - log.scrollTop;
+    const frag = document.createDocumentFragment();
+    let day = null;
+    for (const m of older) {
+      const d = new Date(m.time);
+      if (dayKey(d) !== day) { day = dayKey(d); frag.append(dayItem(d)); }
+      frag.append(messageItem(m));
+    }
+    const first = v.list.firstElementChild;
+    if (first && first.classList.contains("day") && first.dataset.day === day) first.remove();
+    v.list.prepend(frag);
+    v.oldest = older[0].id;
+    if (v.newest === null) v.newest = older[older.length - 1].id;
+    if (v.lastDay === null) v.lastDay = day;
+    if (!log.hidden) log.scrollTop = log.scrollHeight - fromBottom;
+  }
+
+  function addEvent(v, text, cls) {
+    if (!v) { showAlert(text); return { li: null, sep: null }; }
+    const d = new Date();
+    const stick = v.log.hidden ? v.atBottom : nearBottom(v.log);
+    let sep = null;
+    if (dayKey(d) !== v.lastDay) { sep = dayItem(d); v.list.append(sep); v.lastDay = dayKey(d); }
+    const li = el("li", `event${cls ? ` ${cls}` : ""}`);
+    const t = el("time", "vh", timeText(d));
+    t.dateTime = d.toISOString();
+    li.append(t, ` ${text}`);
+    v.list.append(li);
+    if (stick && !v.log.hidden) v.log.scrollTop = v.log.scrollHeight;
+    return { li, sep };
+  }
+
+  function setLoading(v, on) {
+    const first = v.list.firstElementChild;
+    const has = first && first.classList.contains("more");
+    if (on && !has) v.list.prepend(el("li", "more", "Loading older messages…"));
+    if (!on && has) first.remove();
+  }
+
+  function historyRequest(v) {
+    return v.kind === "room" ? { type: "history", room: v.name } : { type: "history", with: v.name };
+  }
+
+  function loadOlder(v) {
+    if (!v.more || v.loading || v.oldest === null || !S.ready) return;
+    const req = historyRequest(v);
+    req.before = v.oldest;
+    req.limit = PAGE;
+    if (send(req, { what: "history", key: v.key, before: v.oldest, limit: PAGE }) === null) return;
+    v.loading = true;
+    setLoading(v, true);
+  }
+
+  // When the list does not fill its box there is nothing to scroll: fetch more at once.
+  function fillUp(v) {
+    requestAnimationFrame(() => {
+      if (v.key === S.active && v.more && v.log.scrollHeight <= v.log.clientHeight + 20) loadOlder(v);
+    });
+  }
+
+  function fetchLatest(v) {
+    const req = historyRequest(v);
+    req.limit = PAGE;
+    send(req, { what: "history", key: v.key });
+  }
+
+  // -- doing things -----------------------------------------------------------------------
+
+  function joinRoom(name, key) {
+    const v = S.views.get(`#${low(name)}`);
+    if (v && v.joined) { show(v.key); closeDrawer(false); ui.message.focus(); return; }
+    const req = { type: "join", room: name };
+    if (key) req.key = key;
+    if (send(req, { what: "join", room: name, key, show: true }) === null) showAlert("Not connected yet.");
+    closeDrawer(false);
+    ui.message.focus();
+  }
+
+  function openConversation(name) {
+    const v = convView(name);
+    show(v.key);
+    closeDrawer(false);
+    ui.message.focus();
+  }
+
+  function say(text, kind) {
+    const v = activeView();
+    if (!v) { showAlert("Join a room first: see All rooms."); return false; }
+    if (!S.ready) { showAlert("Not connected: your message is kept here until the connection is back."); return false; }
+    if (v.kind === "room" && !v.joined) { showAlert(`You are not in ${v.name}. Join it again from All rooms.`); return false; }
+    const req = v.kind === "room" ? { type: "say", room: v.name, text } : { type: "msg", to: v.name, text };
+    if (kind !== "say") req.kind = kind;
+    return send(req, { what: v.kind === "room" ? "say" : "msg", text }) !== null;
+  }
+
+  const HELP = "Commands: /me ACTION, /join ROOM [KEY], /create ROOM [LIMIT], /leave [REASON], /msg NAME TEXT, /topic [TEXT], /nick NAME, /away [TEXT], /list, /help. Start with // to say a line that begins with /.";
+
+  function command(line) {
+    const space = line.indexOf(" ");
+    const cmd = low(space < 0 ? line.slice(1) : line.slice(1, space));
+    const arg = space < 0 ? "" : line.slice(space + 1).trim();
+    const words = arg ? arg.split(/\s+/) : [];
+    const needConn = () => { if (!S.ready) { showAlert("Not connected yet."); return false; } return true; };
+    switch (cmd) {
+      case "me":
+        return arg ? say(arg, "action") : (showAlert("/me needs some text"), false);
+      case "join":
+        if (!words[0]) { showAlert("/join needs a room name"); return false; }
+        if (!needConn()) return false;
+        joinRoom(words[0].replace(/^#/, ""), words[1] || null);
+        return true;
+      case "create": {
+        if (!words[0]) { showAlert("/create needs a room name"); return false; }
+        if (!needConn()) return false;
+        const limit = words[1] ? Number(words[1]) : null;
+        if (words[1] && !(Number.isInteger(limit) && limit > 0)) { showAlert("The limit must be a whole number"); return false; }
+        createRoom(words[0].replace(/^#/, ""), limit);
+        return true;
+      }
+      case "leave": case "part": {
+        const v = activeView();
+        if (!v || v.kind !== "room") { showAlert("This is not a room"); return false; }
+        if (!needConn()) return false;
+        leaveRoom(v, arg);
+        return true;
+      }
+      case "msg": case "query": {
+        if (!words[0]) { showAlert("/msg needs a name"); return false; }
+        if (!needConn()) return false;
+        const text = arg.slice(words[0].length).trim();
+        const v = convView(words[0]);
+        show(v.key);
+        if (text) send({ type: "msg", to: words[0], text }, { what: "msg", text: "" });
+        return true;
+      }
+      case "topic": {
+        const v = activeView();
+        if (!v || v.kind !== "room") { showAlert("This is not a room"); return false; }
+        if (!needConn()) return false;
+        if (!arg) { addEvent(v, v.topic ? `Topic: ${v.topic}` : "No topic is set", "notice"); return true; }
+        send({ type: "topic", room: v.name, text: arg }, { what: "topic" });
+        return true;
+      }
+      case "nick":
+        if (!words[0]) { showAlert("/nick needs a name"); return false; }
+        if (!needConn()) return false;
+        send({ type: "nick", name: words[0] }, { what: "nick" });
+        return true;
+      case "away":
+        if (!needConn()) return false;
+        send(arg ? { type: "away", text: arg } : { type: "away" }, { what: "away" });
+        return true;
+      case "list":
+        ui.browse.open = true;
+        send({ type: "list" }, { what: "list" });
+        return true;
+      case "help":
+        addEvent(activeView(), HELP, "notice");
+        return true;
+      default:
+        showAlert(`/${cmd} is not a command here. /help lists them; start with // to say it.`);
+        return false;
+    }
+  }
+
+  function createRoom(name, limit) {
+    const req = { type: "create", room: name };
+    if (limit) req.limit = limit;
+    send(req, { what: "create", room: name, limit, show: true });
+  }
+
+  function leaveRoom(v, reason) {
+    if (!v.joined) { removeView(v); return; }
+    const req = { type: "leave", room: v.name };
+    if (reason) req.reason = reason;
+    send(req, { what: "leave" });
+  }
+
+  // -- the drawer (narrow screens) -------------------------------------------------------------
+
+  function openDrawer() {
+    body.classList.add("drawer-open");
+    ui.menu.setAttribute("aria-expanded", "true");
+    ui.closeDrawer.focus();
+  }
+  function closeDrawer(refocus) {
+    if (!body.classList.contains("drawer-open")) return;
+    body.classList.remove("drawer-open");
+    ui.menu.setAttribute("aria-expanded", "false");
+    if (refocus) ui.menu.focus();
+  }
+
+  // -- wiring -----------------------------------------------------------------------------------
+
+  function startSignIn(mode) {
+    const name = ui.loginName.value.trim();
+    const password = ui.loginPassword.value;
+    ui.loginError.textContent = "";
+    if (mode === "register" && (!name || !password)) {
+      ui.loginError.textContent = "To register, give a name and a password.";
+      (name ? ui.loginPassword : ui.loginName).focus();
+      return;
+    }
+    if (mode === "login" && !name) {
+      ui.loginError.textContent = "Give your account's name to log in.";
+      ui.loginName.focus();
+      return;
+    }
+    S.mode = mode;
+    S.name = mode === "login" ? "" : name;
+    S.loginName = name;
+    S.password = mode === "guest" ? "" : password;
+    S.account = null;
+    S.signedOut = false;
+    S.everReady = false;
+    S.loginFail = "";
+    S.auto = false;
+    ui.loginGo.disabled = ui.registerGo.disabled = true;
+    connect();
+  }
+
+  ui.loginForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    startSignIn(ui.loginPassword.value ? "login" : "guest");
+  });
+  ui.registerGo.addEventListener("click", () => startSignIn("register"));
+
+  ui.composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = ui.message.value;
+    if (!text.trim()) return;
+    let sent;
+    if (text.startsWith("/") && !text.startsWith("//")) sent = command(text.trim());
+    else sent = say(text.startsWith("//") ? text.slice(1) : text, "say");
+    if (sent) ui.message.value = "";
+  });
+
+  ui.message.addEventListener("keydown", (event) => {
+    if (!event.altKey || (event.key !== "ArrowUp" && event.key !== "ArrowDown")) return;
+    const keys = [...ui.roomList.children, ...ui.convList.children]
+      .map((li) => [...S.views.values()].find((v) => v.li === li))
+      .filter(Boolean).map((v) => v.key);
+    const at = keys.indexOf(S.active);
+    if (!keys.length) return;
+    event.preventDefault();
+    const next = keys[(at + (event.key === "ArrowUp" ? keys.length - 1 : 1)) % keys.length];
+    show(next);
+  });
+
+  ui.createForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = ui.createName.value.trim().replace(/^#/, "");
+    const limit = ui.createLimit.value ? Number(ui.createLimit.value) : null;
+    if (!name) { ui.createName.focus(); return; }
+    if (!S.ready) { showAlert("Not connected yet."); return; }
+    createRoom(name, limit);
+    ui.createName.value = "";
+    ui.createLimit.value = "";
+    closeDrawer(false);
+    ui.message.focus();
+  });
+
+  ui.topicForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const v = activeView();
+    if (!v || v.kind !== "room" || !S.ready) return;
+    send({ type: "topic", room: v.name, text: ui.topicInput.value }, { what: "topic" });
+  });
+
+  ui.leave.addEventListener("click", () => {
+    const v = activeView();
+    if (v && v.kind === "room") leaveRoom(v, "");
+  });
+  ui.logout.addEventListener("click", () => signOut(""));
+  ui.refresh.addEventListener("click", () => send({ type: "list" }, { what: "list" }));
+  ui.browse.addEventListener("toggle", () => { if (ui.browse.open) send({ type: "list" }, { what: "list" }); });
+
+  ui.menu.addEventListener("click", () => {
+    if (body.classList.contains("drawer-open")) closeDrawer(true);
+    else openDrawer();
+  });
+  ui.closeDrawer.addEventListener("click", () => closeDrawer(true));
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && body.classList.contains("drawer-open")) {
+      event.preventDefault();
+      closeDrawer(true);
+    }
+  });
+  document.addEventListener("pointerdown", (event) => {
+    if (body.classList.contains("drawer-open") && !ui.drawer.contains(event.target) && !ui.menu.contains(event.target)) {
+      closeDrawer(false);
+    }
+  });
+  window.addEventListener("online", () => { if (!S.ws && !S.signedOut && S.everReady) connect(); });
+
+  // A page reloaded in the same tab goes back in as the same guest, to the same rooms.
+  let saved = null;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(STORE_KEY) || "null");
+    ui.loginName.value = localStorage.getItem("salas-name") || "";
+  } catch (err) { saved = null; }
+  if (saved && saved.name && !saved.account) {
+    for (const r of saved.rooms || []) if (r && r.name) S.wanted.set(low(r.name), { name: r.name, key: r.key || null });
+    for (const n of saved.convs || []) if (typeof n === "string") convView(n);
+    S.mode = "guest";
+    S.name = saved.name;
+    S.signedOut = false;
+    S.auto = true;
+    ui.loginGo.disabled = ui.registerGo.disabled = true;
+    connect();
+  } else if (saved && saved.account) {
+    ui.loginName.value = saved.name;
+    ui.loginPassword.focus();
+  }
+})();
