@@ -6,6 +6,8 @@ set -uo pipefail
 need=()
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v irssi >/dev/null 2>&1 || need+=(irssi)
+# The web client's tests drive Debian's Chromium through Playwright (no browser download).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "salas: installing Debian packages: ${need[*]}" >&2
