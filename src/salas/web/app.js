@@ -31,6 +31,7 @@
     name: "", account: null, password: "",
     signedOut: true,
     closing: null, loginFail: "", auto: false, loginName: "", helloLobby: false,
+    wantName: null, renick: 0, restore: null,
     retry: 0, timer: 0, nameTries: 0,
     seq: 0, pending: new Map(),
     views: new Map(), active: null,
@@ -147,6 +148,7 @@
     body.classList.remove("signed-out");
     setStatus(`Connected as ${S.name}${S.account ? "" : " (guest)"}`);
     renderMe();
+    if (S.wantName && low(S.wantName) !== low(S.name)) reclaimName();
     if (S.wanted.size === 0 && !S.helloLobby) S.wanted.set("lobby", { name: "lobby", key: null });
     for (const room of S.wanted.values()) {
       const v = S.views.get(`#${low(room.name)}`);
@@ -161,7 +163,21 @@
     if (first) ui.message.focus();
   }
 
+  // Every 5 seconds for 2 minutes, ask for the name the dropped connection held.
+  function reclaimName() {
+    clearInterval(S.renick);
+    showAlert(`Your name ${S.wantName} is still held by the dropped connection: you are ${S.name} until it is free.`);
+    let tries = 0;
+    S.renick = setInterval(() => {
+      tries += 1;
+      if (!S.wantName || tries > 24) { clearInterval(S.renick); S.wantName = null; return; }
+      if (S.ready) send({ type: "nick", name: S.wantName }, { what: "renick" });
+    }, 5000);
+  }
+
   function signOut(error) {
+    clearInterval(S.renick);
+    S.wantName = null;
     S.signedOut = true;
     S.everReady = false;
     S.ready = false;
@@ -193,7 +209,7 @@
   function saveSession() {
     if (S.signedOut) return;
     const data = {
-      name: S.name,
+      name: S.wantName || S.name,
       account: !!S.account,
       rooms: [...S.wanted.values()],
       convs: [...S.views.values()].filter((v) => v.kind === "pm").map((v) => v.name),
@@ -275,11 +291,12 @@
         if (S.ws) S.ws.close();
         return;
       }
-      // Reconnecting: our old connection may still hold the name; try again, then as a guest.
+      // Reconnecting: the dropped connection may hold our name until the server
+      // notices it is gone. Come back as a guest and take the name back once it is free.
       if (what === "hello" && (m.code === "name_taken" || m.code === "name_reserved")) {
-        S.nameTries += 1;
-        if (S.nameTries > 3 || m.code === "name_reserved") S.name = "";
-        setTimeout(() => { if (S.ws && !S.ready) hello(); }, 1000);
+        if (m.code === "name_taken") S.wantName = S.name;
+        S.name = "";
+        hello();
         return;
       }
       if (what === "login" || what === "register") {
@@ -289,6 +306,7 @@
         return;
       }
     }
+    if (what === "renick") return; // still taken: the next try may do
     if ((what === "say" || what === "msg") && meta.text && !ui.message.value) {
       ui.message.value = meta.text; // not sent: give the text back
     }
@@ -322,7 +340,8 @@
       const mark = addEvent(v, meta && meta.rejoin && v.ids.size ? `Back in ${m.room} (${here} here)` : `You joined ${m.room} (${here} here)`);
       v.joinMark = mark.li;
       v.joinSep = mark.sep;
-      if (!S.active || (meta && meta.show)) show(v.key);
+      if (!S.active || (meta && meta.show) || v.key === S.restore) show(v.key);
+      if (v.key === S.restore) S.restore = null;
       saveSession();
       send({ type: "list" }, { what: "list" });
     } else {
@@ -430,6 +449,7 @@
   function onRenamed(m) {
     if (m.own) {
       S.name = m.new;
+      if (S.wantName && low(S.wantName) === low(m.new)) { clearInterval(S.renick); S.wantName = null; }
       renderMe();
       setStatus(`Connected as ${S.name}${S.account ? "" : " (guest)"}`);
       saveSession();
@@ -1049,6 +1069,8 @@
     for (const n of saved.convs || []) if (typeof n === "string") convView(n);
     S.mode = "guest";
     S.name = saved.name;
+    S.restore = typeof saved.active === "string" ? saved.active : null;
+    if (S.restore && S.views.has(S.restore)) { show(S.restore); S.restore = null; }
     S.signedOut = false;
     S.auto = true;
     ui.loginGo.disabled = ui.registerGo.disabled = true;
