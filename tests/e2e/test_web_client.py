@@ -297,6 +297,12 @@ async def test_create_a_room_with_a_limit_shows_count_and_limit(
         line.send("/join small")
         await line_expect(line, "> You joined small")
         await expect(page.locator("#count")).to_have_text("2/5 members")
+        # The topic, set from the side panel, reaches the line client and the header.
+        await page.locator("#topic-input").fill("Five at most, please")
+        await page.get_by_role("button", name="Set topic").click()
+        await line_expect(line, "Five at most, please")
+        await expect(page.locator("#topic")).to_have_text("Five at most, please")
+        await expect(rex.log).to_contain_text("rex set the topic: Five at most, please")
         await page.locator("#browse summary").click()
         row = page.locator("#all-rooms li", has_text="small")
         await expect(row.locator(".size")).to_have_text("2/5")
@@ -440,6 +446,21 @@ async def test_reconnects_after_a_server_restart_keeping_the_typed_text(
         first.stop()
         if second is not None:
             second.stop()
+
+
+async def test_a_reload_comes_back_as_the_same_guest_in_the_same_rooms(
+    srv: RunningServer, open_person: Open
+) -> None:
+    ola = await open_person()
+    await enter(ola, srv, "ola")
+    await go(ola, "/create again")
+    await say(ola, "before the reload")
+    await expect(ola.messages("before the reload")).to_have_count(1)
+    await ola.page.reload()
+    await expect(ola.page.locator("#status")).to_have_text("Connected as ola (guest)")
+    await expect(ola.page.locator("#room-list button")).to_have_count(2)
+    await expect(ola.page.locator("#title")).to_have_text("#again")
+    await expect(ola.messages("before the reload")).to_have_class("msg own")
 
 
 # -- keyboard, small screens, accessibility ----------------------------------------------------
