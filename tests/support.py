@@ -56,6 +56,7 @@ class RunningServer:
             with self._cond:
                 self.log.append(line.rstrip("\n"))
                 self._cond.notify_all()
+        self.proc.stderr.close()  # at its end: nothing more to read
         with self._cond:
             self._pumped = True
             self._cond.notify_all()
