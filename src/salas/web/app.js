@@ -10,7 +10,7 @@
     menu: $("menu"), drawer: $("drawer"), closeDrawer: $("close-drawer"),
     loginForm: $("login-form"), loginName: $("login-name"), loginPassword: $("login-password"),
     loginGo: $("login-go"), registerGo: $("register-go"), loginError: $("login-error"),
-    logs: $("logs"), alert: $("alert"), composer: $("composer"), message: $("message"),
+    logs: $("logs"), empty: $("empty"), alert: $("alert"), composer: $("composer"), message: $("message"),
     messageLabel: $("message-label"),
     roomList: $("room-list"), convList: $("conv-list"), convEmpty: $("conv-empty"),
     browse: $("browse"), refresh: $("refresh"), allRooms: $("all-rooms"),
@@ -616,6 +616,8 @@
       ui.count.textContent = "";
       ui.messageLabel.textContent = "Message (join a room first)";
       body.classList.remove("in-pm");
+      body.classList.add("no-view");
+      ui.empty.hidden = false;
       renderInfo(null);
       updateTitle();
       return;
@@ -635,6 +637,8 @@
       ui.messageLabel.textContent = `Message to ${v.name}`;
     }
     body.classList.toggle("in-pm", v.kind === "pm");
+    body.classList.remove("no-view");
+    ui.empty.hidden = true;
     renderInfo(v);
     updateTitle();
   }
