@@ -262,6 +262,8 @@ async def test_a_private_conversation_between_two_pages(
     await pia.page.get_by_role("button", name="quin: write privately").click()
     await expect(pia.page.locator("#title")).to_have_text("quin")
     await expect(pia.page.locator("#message")).to_be_focused()
+    await expect(pia.page.locator("#topic-form")).to_be_hidden()  # rooms only
+    await expect(pia.page.locator("#pm-info")).to_have_text("Only you and quin see these messages.")
     await say(pia, "psst, quin")
     await expect(pia.messages("psst, quin")).to_have_class("msg own")
     # quin is looking at the room: the conversation appears with an unread count.
@@ -611,6 +613,8 @@ async def test_no_critical_or_serious_axe_violations(srv: RunningServer, open_pe
         await say(amy, "a message to check")
         await say(amy, "/me checks the contrast")
         await say(amy, "/msg nobody-here hi")
+        await expect(page.locator("#alert")).to_contain_text("nobody-here")
+        found[f"{scheme} conversation"] = await _axe(page)
         await page.locator("#room-list button", has_text="lobby").click()
         await page.locator("#browse summary").click()
         await page.locator("#new-room summary").click()
