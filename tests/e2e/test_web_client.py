@@ -409,6 +409,101 @@ async def test_register_then_log_in(srv: RunningServer, open_person: Open) -> No
     await expect(page.locator("#title")).to_have_text("#lobby")
 
 
+class Proxy:
+    """A TCP relay between the browser and the server that can drop the
+    browser's side of its connections while the server's side stays open:
+    a network that fails without a word, leaving the server a ghost."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.port = 0
+        self.pairs: list[dict[str, Any]] = []
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _handle(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        sr, sw = await asyncio.open_connection("127.0.0.1", self.target)
+        pair: dict[str, Any] = {"cw": cw, "sw": sw, "ghost": False}
+        pair["tasks"] = [
+            asyncio.create_task(self._pipe(pair, cr, sw)),
+            asyncio.create_task(self._pipe(pair, sr, cw)),
+        ]
+        self.pairs.append(pair)
+
+    async def _pipe(
+        self, pair: dict[str, Any], r: asyncio.StreamReader, w: asyncio.StreamWriter
+    ) -> None:
+        try:
+            while data := await r.read(65536):
+                w.write(data)
+                await w.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            if not pair["ghost"]:
+                w.close()
+
+    def drop_browsers(self) -> None:
+        """Cut the browser off; the server's sockets stay open, unread."""
+        for pair in self.pairs:
+            if not pair["cw"].is_closing():
+                pair["ghost"] = True
+                for task in pair["tasks"]:
+                    task.cancel()
+                pair["cw"].transport.abort()
+
+    def free_ghosts(self) -> None:
+        for pair in self.pairs:
+            if pair["ghost"]:
+                pair["sw"].close()
+
+    async def close(self) -> None:
+        for pair in self.pairs:
+            for task in pair["tasks"]:
+                task.cancel()
+            pair["cw"].transport.abort()
+            pair["sw"].close()
+        if self._server is not None:
+            self._server.close()
+
+
+async def test_after_a_silent_drop_the_page_takes_its_name_back(
+    srv: RunningServer, open_person: Open
+) -> None:
+    """The network fails without closing anything: the server still holds the
+    old connection, and with it the name. The page comes back at once as a
+    guest, keeps what was typed, and takes its name back once it is free."""
+    proxy = Proxy(srv.ports["http"])
+    await proxy.start()
+    try:
+        wes = await open_person()
+        page = wes.page
+        await page.goto(f"http://127.0.0.1:{proxy.port}/")
+        await page.locator("#login-name").fill("wes")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#status")).to_have_text("Connected as wes (guest)")
+        await go(wes, "/create ghosts")
+        await page.locator("#message").fill("still here")
+        proxy.drop_browsers()
+        await expect(page.locator("#alert")).to_contain_text(
+            "Your name wes is still held by the dropped connection"
+        )
+        await expect(page.locator("#status")).to_have_text(re.compile(r"^Connected as guest"))
+        await expect(page.locator("#title")).to_have_text("#ghosts")
+        proxy.free_ghosts()  # the server sees the old connection end: the name is free
+        await expect(page.locator("#status")).to_have_text(
+            "Connected as wes (guest)", timeout=15_000 * TIME
+        )
+        await expect(page.locator("#message")).to_have_value("still here")
+        await page.keyboard.press("Enter")
+        await expect(wes.messages("still here").locator(".from")).to_have_text("wes")
+    finally:
+        await proxy.close()
+
+
 async def test_reconnects_after_a_server_restart_keeping_the_typed_text(
     tmp_path: Path, open_person: Open
 ) -> None:
