@@ -11,6 +11,7 @@ bounded. Screenshots for people to look at go to ``tests/e2e/artifacts/``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -72,7 +73,9 @@ FOCUS_JS = """() => {
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    s = start_server(tmp_path_factory.mktemp("web"), ("line", "http"), config=EXEMPT)
+    s = start_server(
+        tmp_path_factory.mktemp("web"), ("line", "http", "irc", "cs168"), config=EXEMPT
+    )
     yield s
     s.stop()
 
@@ -222,6 +225,62 @@ async def test_two_pages_and_a_line_client_talk_in_one_room(
         assert ann.dialogs == [] and bea.dialogs == []
     finally:
         line.close()
+
+
+async def test_a_browser_an_irc_client_and_a_cs168_client_in_one_room(
+    srv: RunningServer, open_person: Open
+) -> None:
+    """SPEC: everyone meets: a browser user, an IRC user and a CS168 user in one
+    room see each other's messages, joins and leaves (raw sockets for the two)."""
+    irc = socket.create_connection(("127.0.0.1", srv.ports["irc"]), 5)
+    cs = socket.create_connection(("127.0.0.1", srv.ports["cs168"]), 5)
+    seen = {"irc": b"", "cs": b""}
+
+    async def wait_for(which: str, sock: socket.socket, needle: bytes) -> None:
+        deadline = asyncio.get_running_loop().time() + 5
+        while needle not in seen[which]:
+            assert asyncio.get_running_loop().time() < deadline, (needle, seen[which][-400:])
+            sock.settimeout(0.1)
+            with contextlib.suppress(TimeoutError):
+                chunk = await asyncio.to_thread(sock.recv, 65536)
+                seen[which] += chunk
+                if which == "irc" and b"PING " in chunk:
+                    irc.sendall(b"PONG :x\r\n")
+
+    def frame(text: str) -> bytes:
+        return text.encode().ljust(200)
+
+    try:
+        irc.sendall(b"NICK ircer\r\nUSER ircer 0 * :ircer\r\nJOIN #meetweb\r\n")
+        await wait_for("irc", irc, b" 366 ")
+        cs.sendall(frame("csone") + frame("/join meetweb"))
+        await wait_for("irc", irc, b":csone!")
+        ann = await open_person()
+        await enter(ann, srv, "annweb")
+        await go(ann, "/join meetweb")
+        await wait_for("irc", irc, b":annweb!")
+        await wait_for("cs", cs, b"annweb has joined")
+        await expect(ann.page.locator("#count")).to_have_text("3 members")
+
+        await say(ann, "hello irc and cs168")
+        await wait_for("irc", irc, b"PRIVMSG #meetweb :hello irc and cs168")
+        await wait_for("cs", cs, frame("[annweb] hello irc and cs168"))
+        irc.sendall(b"PRIVMSG #meetweb :hi from irc\r\n")
+        await expect(ann.messages("hi from irc").locator(".from")).to_have_text("ircer")
+        await wait_for("cs", cs, frame("[ircer] hi from irc"))
+        cs.sendall(frame("hi from cs168"))
+        await expect(ann.messages("hi from cs168").locator(".from")).to_have_text("csone")
+        await wait_for("irc", irc, b"PRIVMSG #meetweb :hi from cs168")
+
+        irc.sendall(b"PART #meetweb\r\n")
+        await expect(ann.log).to_contain_text("ircer left")
+        await wait_for("cs", cs, frame("ircer has left"))
+        cs.close()
+        await expect(ann.log).to_contain_text("csone quit")
+        await expect(ann.page.locator("#count")).to_have_text("1 member")
+    finally:
+        irc.close()
+        cs.close()
 
 
 async def test_html_in_a_message_is_shown_as_text(srv: RunningServer, open_person: Open) -> None:
