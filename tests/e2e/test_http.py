@@ -788,3 +788,17 @@ def test_line_client_sees_web_user_in_who(srv: RunningServer) -> None:
     web.close()
     chat.close()
     line.close()
+
+
+def test_welcome_names_the_servers_lobby(tmp_path: Path) -> None:
+    """The lobby's name is a setting: the web client learns it from ``welcome``
+    (so a login, which joins no room by itself, can go there)."""
+    s = start_server(tmp_path, ("http",), config='[server]\nlobby = "hall"\n')
+    try:
+        web = Web(s, "hallguest", hello=False)
+        web.send("hello", name="hallguest")
+        assert web.expect("welcome")["lobby"] == "hall"
+        assert web.expect("joined", own=True)["room"] == "hall"
+        web.close()
+    finally:
+        s.stop()

@@ -325,7 +325,7 @@ INFO = UserInfo(
 
 RENDER_CASES: list[tuple[Event, dict[str, Any]]] = [
     (
-        Welcome(ME, 3, "salas.local", rooms=2),
+        Welcome(ME, 3, "salas.local", rooms=2, lobby="hall"),
         {
             "type": "welcome",
             "name": "ann",
@@ -333,6 +333,7 @@ RENDER_CASES: list[tuple[Event, dict[str, Any]]] = [
             "server": "salas.local",
             "online": 3,
             "rooms": 2,
+            "lobby": "hall",
         },
     ),
     (

@@ -27,6 +27,8 @@ class Welcome:
     address: str = ""
     rooms: int = 0
     opers: int = 0
+    #: The server's lobby, where guests land (its name is a setting).
+    lobby: str = "lobby"
 
 
 @dataclass(frozen=True, slots=True)

@@ -355,6 +355,7 @@ class Hub:
             user.address,
             len(self.rooms),
             sum(1 for u in self.users.values() if u.oper),
+            self.settings.lobby,
         )
         out.append(Delivery((sid,), welcome))
         if cmd.lobby:

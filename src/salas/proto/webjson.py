@@ -569,7 +569,7 @@ class WebJson:
                     "by": by.name if by is not None else None,
                     "own": u.sid == me,
                 }
-            case Welcome(user=u, online=n, server=srv, rooms=rooms):
+            case Welcome(user=u, online=n, server=srv, rooms=rooms, lobby=lobby):
                 self.registered = True
                 self.name = u.name
                 return {
@@ -579,6 +579,7 @@ class WebJson:
                     "server": srv,
                     "online": n,
                     "rooms": rooms,
+                    "lobby": lobby,
                 }
             case Renamed(old=o, new=n):
                 if n.sid == me:

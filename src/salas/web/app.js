@@ -149,7 +149,10 @@
     setStatus(`Connected as ${S.name}${S.account ? "" : " (guest)"}`);
     renderMe();
     if (S.wantName && low(S.wantName) !== low(S.name)) reclaimName();
-    if (S.wanted.size === 0 && !S.helloLobby) S.wanted.set("lobby", { name: "lobby", key: null });
+    if (S.wanted.size === 0 && !S.helloLobby) {
+      const lobby = S.lobby || "lobby";
+      S.wanted.set(low(lobby), { name: lobby, key: null });
+    }
     for (const room of S.wanted.values()) {
       const v = S.views.get(`#${low(room.name)}`);
       if (v && v.joined) continue; // joined already, by hello
@@ -254,6 +257,7 @@
   function onWelcome(m) {
     S.name = m.name;
     S.account = m.account;
+    if (typeof m.lobby === "string" && m.lobby) S.lobby = m.lobby;
     if (S.mode === "login") {
       send({ type: "login", name: S.loginName, password: S.password }, { what: "login" });
     } else if (S.mode === "register") {
