@@ -465,9 +465,11 @@ class Server:
             ev = d.event
             if ev is not logged:
                 logged = ev
-                line = describe(ev, self.log_settings)
-                if line is not None:
-                    log.info("%s", line)
+                # Room messages are the hot path: no look at them when they aren't logged.
+                if type(ev) is not Message or self.log_settings.messages:
+                    line = describe(ev, self.log_settings)
+                    if line is not None:
+                        log.info("%s", line)
             exclude = d.exclude
             if type(ev) is Message and len(d.to) > 1:
                 self._deliver_room_message(d, ev)
