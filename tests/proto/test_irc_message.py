@@ -330,3 +330,25 @@ def test_parse_is_total(raw: bytes) -> None:
     assert line.command and " " not in line.command
     assert all(isinstance(p, str) for p in line.params)
     assert all(" " not in p for p in line.params[:-1])
+
+
+def test_the_plain_privmsg_fast_path_makes_the_bytes_the_long_way_makes() -> None:
+    """The fan-out renders a plain room ``say`` without the general builder: the
+    bytes must be exactly those of the long way, for every text shape."""
+    from salas.core.events import Message
+    from salas.core.model import UserRef
+    from salas.proto.irc.door import IrcDoor, _plain_privmsg
+
+    door = IrcDoor(1, "127.0.0.1", 5000)
+    who = UserRef(2, "ann", "~ann", "127.0.0.1")
+    texts = ["hi", "hi there", ":colon", " lead", "x" * 440, "é" * 230, "x" * 600, "日本" * 90]
+    for text in texts:
+        for kind in ("say", "action", "notice"):
+            ev = Message(7, 1.0, "tas", who, text, kind)  # type: ignore[arg-type]
+            fast = _plain_privmsg(ev)
+            slow = door._render(ev)
+            if fast is not None:
+                assert fast == slow, (text[:20], kind)
+                assert kind == "say" and fast.count(b"\r\n") == 1
+    # The common case takes the fast path.
+    assert _plain_privmsg(Message(7, 1.0, "tas", who, "hi there")) is not None

@@ -967,6 +967,10 @@ class IrcDoor:
 
     def render(self, ev: Event) -> bytes:
         t = type(ev)
+        if t is Message and self.variant is PLAIN_VARIANT and self._label is None:
+            fast = _plain_privmsg(ev)  # type: ignore[arg-type]
+            if fast is not None:
+                return fast
         if t is Closing:
             return self._render(ev)  # the connection closes now: no label will follow
         late = self._late_label
@@ -1594,6 +1598,24 @@ def _in_batch(line: bytes) -> bool:
         return False
     tags = line[1 : line.find(b" ")]
     return tags.startswith(b"batch=") or b";batch=" in tags
+
+
+def _plain_privmsg(ev: Message) -> bytes | None:
+    """The fan-out's hot path: a room's ``say`` to a client with no tag
+    capabilities, in one format and one encode. None: the long way (actions,
+    notices, lines that need splitting). The same bytes ``build`` makes."""
+    text = ev.text
+    if ev.kind != "say" or not text:
+        return None
+    s = ev.sender
+    src = f"{s.name}!{s.username}@{s.host}"
+    # Where ``_message`` would split the text (its overhead, counted the same way).
+    room = ev.room
+    limit = MAX_LINE - (len(src) + len(room) + 1 + len("PRIVMSG") + 8)
+    if len(text) * 4 > limit and len(text.encode()) > limit:
+        return None
+    trail = text if " " not in text and text[0] != ":" else ":" + text
+    return f":{src} PRIVMSG #{room} {trail}\r\n".encode()
 
 
 def _add_tags(line: bytes, tags: dict[str, str]) -> bytes:
