@@ -77,7 +77,6 @@ MAX_LIMIT = 100_000
 MAX_BANS = 100
 
 
-
 @dataclass(frozen=True, slots=True)
 class HubSettings:
     server_name: str = "salas.local"
