@@ -44,9 +44,9 @@ from salas.core.events import (
 )
 from salas.core.hub import MAX_LIMIT
 from salas.core.model import UserInfo
-from salas.core.names import NAME_MAX
 from salas.proto.door import Input
 from salas.proto.lines import LineBuffer, TooLong
+from salas.proto.texts import error_text as plain_error_text
 
 #: Longest line a client may send, in bytes (without the newline). 4 KiB is
 #: what a person can paste as one message; longer is a mistake or an attack.
@@ -320,72 +320,25 @@ def parse_line(raw: bytes) -> Input | None:
 
 
 def error_text(err: e.ChatError, me: str) -> str:
+    """The shared plain words, with the line door's command hints where they help."""
     match err:
-        case e.NameInvalid(name=n):
-            return (
-                f"{n} is not a valid name: up to {NAME_MAX} letters, digits"
-                " or - _ [ ] { } ^ ` | \\,"
-                " not starting with a digit or -"
-            )
-        case e.NameTaken(name=n):
-            return f"The name {n} is taken"
-        case e.RoomNameInvalid(room=r):
-            return f"{r} is not a valid room name: letters, digits and - _ . + & ~, at most 49"
         case e.NoSuchRoom(room=r):
             return f"No room named {r}. Create it with /create {r}"
         case e.RoomExists(room=r):
             return f"Room {r} already exists; /join {r} to enter it"
-        case e.RoomFull(room=r, limit=n):
-            return f"Room {r} is full ({n}/{n})"
-        case e.InviteOnly(room=r):
-            return f"Room {r} is private: you need an invitation"
         case e.BadKey(room=r):
             return f"Room {r} needs its key: /join {r} KEY"
-        case e.Banned(room=r):
-            return f"You are banned from {r}"
         case e.NotInRoom(room=""):
             return "You are not in a room: /list shows them, /join ROOM enters one"
-        case e.NotInRoom(room=r):
-            return f"You are not in {r}"
-        case e.NoSuchUser(name=n):
-            return f"Nobody here is called {n}"
-        case e.UserNotInRoom(name=n, room=r):
-            return f"{n} is not in {r}"
-        case e.AlreadyInRoom(name=n, room=r):
-            return f"You are already in {r}" if n == me else f"{n} is already in {r}"
-        case e.NotRoomOperator(room=r):
-            return f"Only operators of {r} can do that"
-        case e.NotServerOperator():
-            return "Only server operators can do that"
-        case e.CannotSend(room=r):
-            return f"You can't send to {r}"
-        case e.TextInvalid(reason=why):
-            return f"Not sent: {why}"
-        case e.LimitInvalid(value=v):
-            return f"{v} is not a valid limit: a whole number from 1 to {MAX_LIMIT}"
-        case e.TooManyRooms(limit=n):
-            return f"There are too many rooms already ({n})"
-        case e.BanListFull(room=r):
-            return f"The ban list of {r} is full"
-        case e.RoomProtected(room=r):
-            return f"{r} can't be changed that way"
+        case e.AlreadyInRoom(name=n, room=r) if n == me:
+            return f"You are already in {r}"
         case e.NameReserved(name=n):
             return f"The name {n} belongs to an account: /login {n} PASSWORD"
-        case e.LoginFailed():
-            return "Login failed: wrong name or password"
         case e.AccountExists(name=n):
             return f"{n} is already registered: /login {n} PASSWORD"
-        case e.PasswordInvalid(reason=why):
-            return f"That password won't do: {why}"
         case e.NotLoggedIn():
             return "You are not logged in: /register PASSWORD or /login NAME PASSWORD"
-        case e.AlreadyLoggedIn(account=a):
-            return f"You are already logged in as {a}"
-        case e.TryLater(reason=why):
-            return f"Not now ({why}): try again in a moment"
-        case e.StoreUnavailable():
-            return "Not sent: the server can't keep messages right now; try again soon"
-    return "That did not work"
+    return plain_error_text(err)
 
 
 class LineDoor:

@@ -58,8 +58,8 @@ from salas.core.events import (
 )
 from salas.core.hub import MAX_LIMIT
 from salas.core.model import UserInfo
-from salas.core.names import NAME_MAX
 from salas.proto.door import Deferred, Input
+from salas.proto.texts import error_text
 
 #: The largest request read, in bytes. A request is one small JSON object: the
 #: longest text the hub accepts (4000 bytes) fits in it twice over even with
@@ -109,79 +109,6 @@ _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 def error_code(err: e.ChatError) -> str:
     """``RoomFull`` -> ``room_full``: the class name, for programs."""
     return _CAMEL.sub("_", type(err).__name__).lower()
-
-
-def error_text(err: e.ChatError) -> str:
-    """The refusal in plain words, for people (no line-door commands in it)."""
-    match err:
-        case e.NameInvalid(name=n):
-            return (
-                f"{n} is not a valid name: up to {NAME_MAX} letters, digits"
-                " or - _ [ ] { } ^ ` | \\, not starting with a digit or -"
-            )
-        case e.NameTaken(name=n):
-            return f"The name {n} is taken"
-        case e.RoomNameInvalid(room=r):
-            return f"{r} is not a valid room name: letters, digits and - _ . + & ~, at most 49"
-        case e.NoSuchRoom(room=r):
-            return f"There is no room named {r}"
-        case e.RoomExists(room=r):
-            return f"Room {r} already exists"
-        case e.RoomFull(room=r, limit=n):
-            return f"Room {r} is full ({n}/{n})"
-        case e.InviteOnly(room=r):
-            return f"Room {r} is private: you need an invitation"
-        case e.BadKey(room=r):
-            return f"Room {r} needs its key"
-        case e.Banned(room=r):
-            return f"You are banned from {r}"
-        case e.NotInRoom(room=""):
-            return "You are not in a room"
-        case e.NotInRoom(room=r):
-            return f"You are not in {r}"
-        case e.NoSuchUser(name=n):
-            return f"Nobody here is called {n}"
-        case e.UserNotInRoom(name=n, room=r):
-            return f"{n} is not in {r}"
-        case e.AlreadyInRoom(name=n, room=r):
-            return f"{n} is already in {r}"
-        case e.NotRoomOperator(room=r):
-            return f"Only operators of {r} can do that"
-        case e.NotServerOperator():
-            return "Only server operators can do that"
-        case e.CannotSend(room=r):
-            return f"You can't send to {r}"
-        case e.TextInvalid(reason=why):
-            return f"Not sent: {why}"
-        case e.LimitInvalid(value=v):
-            return f"{v} is not a valid limit: a whole number from 1 to {MAX_LIMIT}"
-        case e.TooManyRooms(limit=n):
-            return f"There are too many rooms already ({n})"
-        case e.UnknownMode(mode=m):
-            return f"{m} is not a room mode"
-        case e.ModeArgMissing(mode=m):
-            return f"Mode {m} needs a value"
-        case e.BanListFull(room=r):
-            return f"The ban list of {r} is full"
-        case e.RoomProtected(room=r):
-            return f"{r} can't be changed that way"
-        case e.NameReserved(name=n):
-            return f"The name {n} belongs to an account: log in to use it"
-        case e.LoginFailed():
-            return "Login failed: wrong name or password"
-        case e.AccountExists(name=n):
-            return f"{n} is already registered"
-        case e.PasswordInvalid(reason=why):
-            return f"That password won't do: {why}"
-        case e.NotLoggedIn():
-            return "You are not logged in"
-        case e.AlreadyLoggedIn(account=a):
-            return f"You are already logged in as {a}"
-        case e.TryLater(reason=why):
-            return f"Not now ({why}): try again in a moment"
-        case e.StoreUnavailable():
-            return "Not sent: the server can't keep messages right now; try again soon"
-    return "That did not work"
 
 
 # -- reading requests ---------------------------------------------------------------
