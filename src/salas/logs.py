@@ -11,6 +11,7 @@ from pathlib import Path
 
 from salas.config import LogSettings
 from salas.core.events import (
+    Audit,
     Closing,
     Event,
     Joined,
@@ -18,8 +19,10 @@ from salas.core.events import (
     Message,
     ModesChanged,
     OperGranted,
+    OperRevoked,
     Private,
     Renamed,
+    ShutdownAsked,
     TopicChanged,
     Welcome,
 )
@@ -107,6 +110,12 @@ def _describe(ev: Event, settings: LogSettings) -> str | None:
             return f"> {by.name} set modes on {r}: {text}"
         case OperGranted(user=u):
             return f"! {u.name} is now a server operator"
+        case OperRevoked(user=u):
+            return f"! {u.name} is no longer a server operator"
+        case Audit(by=by, action=action):
+            return f"! {by} {action}"
+        case ShutdownAsked(by=by, reason=why):
+            return f"! {by} asked the server to shut down" + (f": {why}" if why else "")
         case Closing(kind="kill", reason=why):
             return f"! disconnected a user: {why}"
     return None

@@ -210,6 +210,45 @@ class DropOper:
     """Give up server operator status (IRC's ``MODE nick -o``)."""
 
 
+# Operator commands: the hub refuses them (NotServerOperator) unless the
+# session is a server operator.
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRoom:
+    """Close a room: its members are told and removed, and it is forgotten."""
+
+    room: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Kill:
+    """Put someone off the server (IRC's ``KILL``)."""
+
+    name: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """Plain words to everyone online, on every door (IRC's ``WALLOPS``)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """Stop the server: everyone is told, history is flushed (IRC's ``DIE``)."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """Every room and everyone online, for an operator's admin view."""
+
+
 @dataclass(frozen=True, slots=True)
 class LeaveAll:
     """Leave every room (IRC's ``JOIN 0``)."""
@@ -320,6 +359,11 @@ Command = (
     | Stats
     | BecomeOper
     | DropOper
+    | CloseRoom
+    | Kill
+    | Broadcast
+    | Shutdown
+    | Overview
     | LeaveAll
     | FetchHistory
     | FetchTargets

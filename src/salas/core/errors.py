@@ -167,6 +167,11 @@ class PasswordInvalid(ChatError):
 
 
 @dataclass(eq=True)
+class NoSuchAccount(ChatError):
+    name: str
+
+
+@dataclass(eq=True)
 class NotLoggedIn(ChatError):
     pass
 

@@ -221,11 +221,42 @@ class OperGranted:
 
 
 @dataclass(frozen=True, slots=True)
+class OperRevoked:
+    """To a session that is no longer a server operator."""
+
+    user: UserRef
+
+
+@dataclass(frozen=True, slots=True)
 class ServerNotice:
     """Plain words from the server or an operator, to one or many."""
 
     text: str
     by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """An operator's action, for the event log only (delivered to nobody)."""
+
+    by: str
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownAsked:
+    """An operator asked the server to stop. Never rendered: the server stops."""
+
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OverviewReply:
+    """Every room and everyone online, to an operator."""
+
+    rooms: tuple[RoomInfo, ...]
+    users: tuple[UserInfo, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,7 +385,11 @@ Event = (
     | Found
     | StatsReply
     | OperGranted
+    | OperRevoked
     | ServerNotice
+    | Audit
+    | ShutdownAsked
+    | OverviewReply
     | Failed
     | Closing
     | HistoryWanted

@@ -19,6 +19,7 @@ from salas.core import errors as e
 from salas.core.events import (
     AccountChanged,
     AccountRegistered,
+    Audit,
     AwayChanged,
     BanList,
     Closing,
@@ -39,11 +40,14 @@ from salas.core.events import (
     ModesChanged,
     NameList,
     OperGranted,
+    OperRevoked,
+    OverviewReply,
     PasswordChanged,
     Private,
     Renamed,
     RoomList,
     ServerNotice,
+    ShutdownAsked,
     StatsReply,
     Tagged,
     TargetsWanted,
@@ -53,7 +57,7 @@ from salas.core.events import (
     Welcome,
     WhoisReply,
 )
-from salas.core.model import Member, Room, RoomInfo, User, UserInfo
+from salas.core.model import Member, Room, RoomInfo, User, UserInfo, UserRef
 from salas.core.names import (
     NAME_MAX,
     SERVICE_NAMES,
@@ -66,7 +70,14 @@ from salas.core.names import (
     valid_name,
     valid_room,
 )
-from salas.core.records import AccountRecord, Loaded, Record, RoomClosed, RoomRecord
+from salas.core.records import (
+    AccountDeleted,
+    AccountRecord,
+    Loaded,
+    Record,
+    RoomClosed,
+    RoomRecord,
+)
 
 #: Longest message text in bytes. The line door's 4 KiB line bound minus room
 #: for the command word; IRC and CS168 split longer texts when they render.
@@ -75,6 +86,8 @@ MAX_TEXT_BYTES = 4000
 MAX_LIMIT = 100_000
 #: Bans a room may hold (IRC's MAXLIST=b:100): each is matched on every join.
 MAX_BANS = 100
+#: The owner of rooms the admin console makes: they last until closed.
+SERVER_OWNER = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +172,11 @@ class Hub:
             c.Stats: self._stats,
             c.BecomeOper: self._become_oper,
             c.DropOper: self._drop_oper,
+            c.CloseRoom: self._close_room,
+            c.Kill: self._kill,
+            c.Broadcast: self._broadcast,
+            c.Shutdown: self._shutdown,
+            c.Overview: self._overview,
             c.LeaveAll: self._leave_all,
             c.FetchHistory: self._fetch_history,
             c.FetchTargets: self._fetch_targets,
@@ -276,8 +294,12 @@ class Hub:
         return tail
 
     def lasting(self, room: Room) -> bool:
-        """Rooms that stay when empty: the lobby, and rooms owned by an account."""
-        return room.permanent or (room.owner is not None and room.owner in self.accounts)
+        """Rooms that stay when empty: the lobby, rooms the admin console made,
+        and rooms owned by an account."""
+        owner = room.owner
+        if room.permanent or owner == SERVER_OWNER:
+            return True
+        return owner is not None and owner in self.accounts
 
     def room_info(self, room: Room) -> RoomInfo:
         return RoomInfo(
@@ -859,8 +881,7 @@ class Hub:
     # -- queries --------------------------------------------------------------
 
     def _list_rooms(self, user: User, cmd: c.ListRooms, now: float, out: list[Delivery]) -> None:
-        rooms = sorted(self.rooms.values(), key=lambda r: (not r.permanent, r.created_at, r.key))
-        out.append(Delivery((user.sid,), RoomList(tuple(self.room_info(r) for r in rooms))))
+        out.append(Delivery((user.sid,), RoomList(self.list_rooms())))
 
     def _list_users(self, user: User, cmd: c.ListUsers, now: float, out: list[Delivery]) -> None:
         if cmd.everyone or (cmd.room is None and user.current_room() is None):
@@ -1046,9 +1067,245 @@ class Hub:
         everyone = tuple(self.users)
         return [Delivery(everyone, Closing(reason, "shutdown"))] if everyone else []
 
-    def broadcast(self, text: str, by: str = "") -> list[Delivery]:
+    # -- operators ---------------------------------------------------------------
+    # The public methods are what an operator may do, from a door (through the
+    # commands below, once the session is an operator) or from the admin
+    # console. ``by`` names who did it in the event log (an Audit delivered to
+    # nobody); they raise ChatError and change nothing when refused.
+
+    def server_ref(self) -> UserRef:
+        """Who the server's own changes come from (IRC shows the server name)."""
+        name = self.settings.server_name
+        return UserRef(0, name, "", name)
+
+    def _need_oper(self, user: User) -> None:
+        if not user.oper:
+            raise e.NotServerOperator()
+
+    def _close_room(self, user: User, cmd: c.CloseRoom, now: float, out: list[Delivery]) -> None:
+        self._need_oper(user)
+        out.extend(self.close_room(cmd.room, cmd.reason, user.name, now, user.ref))
+
+    def _kill(self, user: User, cmd: c.Kill, now: float, out: list[Delivery]) -> None:
+        self._need_oper(user)
+        out.extend(self.kill(cmd.name, cmd.reason, user.name, now))
+
+    def _broadcast(self, user: User, cmd: c.Broadcast, now: float, out: list[Delivery]) -> None:
+        self._need_oper(user)
+        out.extend(self.broadcast(cmd.text, user.name, user.name))
+
+    def _shutdown(self, user: User, cmd: c.Shutdown, now: float, out: list[Delivery]) -> None:
+        self._need_oper(user)
+        out.append(Delivery((), ShutdownAsked(user.name, cmd.reason)))
+
+    def _overview(self, user: User, cmd: c.Overview, now: float, out: list[Delivery]) -> None:
+        self._need_oper(user)
+        out.append(Delivery((user.sid,), OverviewReply(self.list_rooms(), self.list_users(now))))
+
+    def list_rooms(self) -> tuple[RoomInfo, ...]:
+        rooms = sorted(self.rooms.values(), key=lambda r: (not r.permanent, r.created_at, r.key))
+        return tuple(self.room_info(r) for r in rooms)
+
+    def list_users(self, now: float, room: str | None = None) -> tuple[UserInfo, ...]:
+        if room is None:
+            people = sorted(self.users.values(), key=lambda u: fold(u.name))
+            return tuple(self.user_info(u, now) for u in people)
+        r = self._room(room)
+        return tuple(self.user_info(self.users[sid], now, r) for sid in r.members)
+
+    def close_room(
+        self, name: str, reason: str, by: str, now: float, ref: UserRef | None = None
+    ) -> list[Delivery]:
+        """Tell every member, remove them, forget the room and its place in the store."""
+        room = self._room(name)
+        if room.permanent:
+            raise e.RoomProtected(room.name)  # the lobby is where everyone lands
+        out: list[Delivery] = []
+        for sid in list(room.members):
+            member = self.users[sid]
+            room.remove(sid, now)
+            del member.rooms[room.key]
+            # Each member hears of their own removal only: one line, not one per member.
+            out.append(Delivery((sid,), Left(room.name, member.ref, 0, "close", reason, ref)))
+        del self.rooms[room.key]
+        self.journal.append(RoomClosed(room.id, now))
+        out.append(self._audit(by, f"closed room {room.name}", reason))
+        return out
+
+    def kill(self, name: str, reason: str, by: str, now: float) -> list[Delivery]:
+        target = self.user_named(name)
+        if target is None:
+            raise e.NoSuchUser(name)
+        why = f"Removed by {by}" + (f": {reason}" if reason else "")
+        out: list[Delivery] = []
+        self._remove_user(target, now, out, "quit", why)
+        out.append(Delivery((target.sid,), Closing(why, "kill")))
+        out.append(self._audit(by, f"removed {target.name} from the server", reason))
+        return out
+
+    def broadcast(self, text: str, by: str = "", shown: str = "") -> list[Delivery]:
+        """``shown``: the sender's name as people see it ("" for the server)."""
         check_text(text)
-        return [Delivery(tuple(self.users), ServerNotice(text, by))]
+        out = [Delivery(tuple(self.users), ServerNotice(text, shown))]
+        if by:
+            out.append(self._audit(by, "broadcast", text))
+        return out
+
+    def create_room(
+        self,
+        name: str,
+        by: str,
+        now: float,
+        *,
+        limit: int | None = None,
+        private: bool = False,
+        key: str | None = None,
+        topic: str = "",
+    ) -> list[Delivery]:
+        """A room made by the admin console: no members yet, and it lasts until closed."""
+        if fold(name) in self.rooms:
+            raise e.RoomExists(self.rooms[fold(name)].name)
+        if limit is not None and not 0 < limit <= MAX_LIMIT:
+            raise e.LimitInvalid(str(limit))
+        if key is not None:
+            self._check_mode_arg_key(key)
+        topic = self._checked_topic(topic)
+        room = self._new_room(name, now)
+        room.limit, room.private, room.password = limit, private, key or None
+        if not room.permanent:
+            room.owner = SERVER_OWNER
+        if topic:
+            room.topic, room.topic_by, room.topic_at = topic, self.settings.server_name, now
+        room.empty_since = now
+        self.rooms[room.key] = room
+        self._save_room(room)
+        return [self._audit(by, f"created room {room.name}", self._describe_room(room))]
+
+    def set_room(
+        self,
+        name: str,
+        by: str,
+        now: float,
+        changes: tuple[c.ModeChange, ...] = (),
+        topic: str | None = None,
+    ) -> list[Delivery]:
+        """Change a room's modes and topic as the server; members see it."""
+        room = self._room(name)
+        for ch in changes:
+            if ch.mode not in "iklmnt":
+                raise e.UnknownMode(ch.mode)
+            self._check_mode(room, ch)
+        if topic is not None:
+            topic = self._checked_topic(topic)
+        out: list[Delivery] = []
+        applied = [ch for ch in (self._apply_mode(room, ch) for ch in changes) if ch is not None]
+        server = self.server_ref()
+        if applied:
+            out.append(Delivery(room.recipients(), ModesChanged(room.name, server, tuple(applied))))
+        if topic is not None and topic != room.topic:
+            room.topic, room.topic_by, room.topic_at = topic, server.name, now
+            out.append(Delivery(room.recipients(), TopicChanged(room.name, topic, server, now)))
+        if out:
+            self._save_room(room)
+        out.append(self._audit(by, f"changed room {room.name}", self._describe_room(room)))
+        return out
+
+    def set_oper(self, name: str, on: bool, by: str) -> list[Delivery]:
+        """Make a connected session a server operator, or no longer one."""
+        user = self.user_named(name)
+        if user is None:
+            raise e.NoSuchUser(name)
+        out: list[Delivery] = []
+        if user.oper != on:
+            user.oper = on
+            event = OperGranted(user.ref) if on else OperRevoked(user.ref)
+            out.append(Delivery((user.sid,), event))
+        what = "made {} a server operator" if on else "took operator status from {}"
+        out.append(self._audit(by, what.format(user.name), ""))
+        return out
+
+    def create_account(
+        self, name: str, password_hash: str, oper: bool, by: str, now: float
+    ) -> list[Delivery]:
+        if not valid_name(name):
+            raise e.NameInvalid(name)
+        key = fold(name)
+        if key in self.accounts or key in SERVICE_NAMES:
+            raise e.AccountExists(name)
+        if not self.store_ok:
+            raise e.StoreUnavailable()
+        record = AccountRecord(key, name, password_hash, oper, now)
+        self.accounts[key] = record
+        self.journal.append(record)
+        extra = "operator" if oper else ""
+        return [self._audit(by, f"created account {name}", extra)]
+
+    def delete_account(self, name: str, by: str, now: float) -> list[Delivery]:
+        """Forget an account; a session logged in to it goes on as a guest of that name."""
+        key = fold(name)
+        account = self.accounts.get(key)
+        if account is None:
+            raise e.NoSuchAccount(name)
+        if not self.store_ok:
+            raise e.StoreUnavailable()
+        del self.accounts[key]
+        self.journal.append(AccountDeleted(key))
+        out: list[Delivery] = []
+        for user in list(self.users.values()):
+            if user.account is not None and fold(user.account) == key:
+                user.account = None
+                user.refresh()
+                out.append(Delivery(tuple(self._sharing(user)), AccountChanged(user.ref, None)))
+        out.append(self._audit(by, f"deleted account {account.name}", ""))
+        return out
+
+    def set_account_oper(self, name: str, on: bool, by: str) -> list[Delivery]:
+        """The account's operator flag; sessions logged in to it follow at once."""
+        key = fold(name)
+        account = self.accounts.get(key)
+        if account is None:
+            raise e.NoSuchAccount(name)
+        if not self.store_ok:
+            raise e.StoreUnavailable()
+        record = AccountRecord(key, account.name, account.hash, on, account.created_at)
+        self.accounts[key] = record
+        self.journal.append(record)
+        out: list[Delivery] = []
+        for user in self.users.values():
+            if user.account is not None and fold(user.account) == key and user.oper != on:
+                user.oper = on
+                event = OperGranted(user.ref) if on else OperRevoked(user.ref)
+                out.append(Delivery((user.sid,), event))
+        what = "made account {} an operator" if on else "took the operator flag from account {}"
+        out.append(self._audit(by, what.format(account.name), ""))
+        return out
+
+    @staticmethod
+    def _audit(by: str, action: str, detail: str) -> Delivery:
+        return Delivery((), Audit(by, action + (f": {detail}" if detail else "")))
+
+    @staticmethod
+    def _describe_room(room: Room) -> str:
+        parts = [f"limit {room.limit}" if room.limit is not None else "no limit"]
+        if room.private:
+            parts.append("private")
+        if room.password:
+            parts.append("key")
+        return ", ".join(parts)
+
+    @staticmethod
+    def _check_mode_arg_key(key: str) -> None:
+        if not key or any(ch in key for ch in " ,:\x00"):
+            raise e.ModeArgMissing("k")
+
+    @staticmethod
+    def _checked_topic(topic: str) -> str:
+        topic = topic.strip()
+        if topic:
+            check_text(topic)
+        if len(topic) > TOPIC_MAX:
+            raise e.TextInvalid(f"topics are at most {TOPIC_MAX} characters")
+        return topic
 
     def expire_rooms(self, now: float) -> list[str]:
         """Forget user-made rooms that have been empty longer than the TTL."""

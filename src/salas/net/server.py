@@ -35,6 +35,7 @@ from salas.core.events import (
     HistoryTargets,
     HistoryWanted,
     Message,
+    ShutdownAsked,
     TargetsWanted,
 )
 from salas.core.hub import Hub
@@ -367,6 +368,8 @@ class Server:
         self.unnamed: dict[int, float] = {}
 
         self._all_gone: asyncio.Event | None = None
+        #: Called with the reason when an operator asks the server to stop.
+        self.on_stop: Callable[[str], None] | None = None
         #: The open room batch, if any. Only one is open at a time, and any other
         #: output closes it: that keeps order per sender and per room.
         self.batch: RoomBatch | None = None
@@ -476,6 +479,10 @@ class Server:
                 continue
             if type(ev) is HistoryWanted or type(ev) is TargetsWanted:
                 self._ask_store(d.to[0], ev)
+                continue
+            if type(ev) is ShutdownAsked:
+                if self.on_stop is not None:
+                    self.on_stop(ev.reason)
                 continue
             closing = type(ev) is Closing
             shared: dict[object, bytes] = {}

@@ -70,6 +70,8 @@ def error_text(err: e.ChatError) -> str:
             return f"{n} is already registered"
         case e.PasswordInvalid(reason=why):
             return f"That password won't do: {why}"
+        case e.NoSuchAccount(name=n):
+            return f"There is no account named {n}"
         case e.NotLoggedIn():
             return "You are not logged in"
         case e.AlreadyLoggedIn(account=a):
