@@ -109,6 +109,13 @@ async def _serve(config: Config, data_dir: Path) -> int:
         log.info("listening: %s on %s:%d", door, shown, port)
 
     stop = asyncio.Event()
+    reasons: list[str] = []
+
+    def stop_for(reason: str) -> None:
+        reasons.append(reason)
+        stop.set()
+
+    server.on_stop = stop_for
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
@@ -117,6 +124,6 @@ async def _serve(config: Config, data_dir: Path) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     log.info("shutting down: telling %d user(s)", len(hub.users))
-    await server.shutdown("")
+    await server.shutdown(reasons[0] if reasons else "")
     log.info("stopped")
     return 0
