@@ -10,7 +10,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from salas import __version__
-from salas.config import ConfigError, load
+from salas.config import Config, ConfigError, load
 
 
 def _runner(coro: Coroutine[Any, Any, int]) -> int:
@@ -70,16 +70,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help="the server (default line://localhost:6900) and what to say",
     )
 
-    admin = sub.add_parser("admin", help="look after a server's data")
-    admin.add_argument("--data-dir", metavar="DIR", help="the server's data dir")
-    admin.add_argument("--config", metavar="FILE", help="the server's TOML settings file")
-    topics = admin.add_subparsers(dest="topic", metavar="TOPIC")
-    history = topics.add_parser("history", help="stored messages")
-    actions = history.add_subparsers(dest="action", metavar="ACTION")
-    export = actions.add_parser(
-        "export", help="a room's stored messages as JSON lines, oldest first"
-    )
-    export.add_argument("room", metavar="ROOM")
+    from salas.console.commands import add_parser
+
+    add_parser(sub)
     return parser, send
 
 
@@ -106,23 +99,38 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _admin(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from salas.net.admin import socket_path
+
+    try:
+        config = load(args.config)
+        if args.data_dir:
+            config.server.data_dir = args.data_dir
+    except ConfigError as err:
+        print(f"salas admin: {err}", file=sys.stderr)
+        return 2
+    if args.area == "history":
+        return _export(config, args.room)
+    path = socket_path(config.data_path())
+    if args.area is None:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            parser.parse_args(["admin", "--help"])
+            return 2
+        from salas.console.menu import run_menu
+
+        return run_menu(path)
+    from salas.console.commands import run
+
+    return run(args, path)
+
+
+def _export(config: Config, room: str) -> int:
     import json
 
     from salas.config import store_path
     from salas.store.base import StoreError
     from salas.store.sqlite import export_room
 
-    if args.topic != "history" or args.action != "export":
-        parser.parse_args(["admin", "--help"])
-        return 2
-    try:
-        config = load(args.config)
-        if args.data_dir:
-            config.server.data_dir = args.data_dir
-        path = store_path(config)
-    except ConfigError as err:
-        print(f"salas admin: {err}", file=sys.stderr)
-        return 2
+    path = store_path(config)
     if path is None:
         print("salas admin: the store is memory only: nothing is kept", file=sys.stderr)
         return 1
@@ -130,7 +138,7 @@ def _admin(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"salas admin: no store at {path}", file=sys.stderr)
         return 1
     try:
-        for row in export_room(path, args.room):
+        for row in export_room(path, room):
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
     except StoreError as err:
         print(f"salas admin: {err}", file=sys.stderr)

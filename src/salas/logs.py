@@ -7,6 +7,9 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import queue
+import threading
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from salas.config import LogSettings
@@ -30,6 +33,50 @@ from salas.proto.line import safe
 
 log = logging.getLogger("salas")
 LOG_FILE = "salas.log"
+#: Lines the admin console's ``logs`` can show without reading the files.
+RECENT_LINES = 5000
+FILE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+class Recent(logging.Handler):
+    """The latest log lines in memory, and live copies for whoever follows them.
+
+    Runs on the log listener's thread; followers are called there and must hand
+    the line over to their own thread (``loop.call_soon_threadsafe``)."""
+
+    def __init__(self, size: int = RECENT_LINES) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter(FILE_FORMAT))
+        self.lines: deque[str] = deque(maxlen=size)
+        self._followers: set[Callable[[str], None]] = set()
+        self._guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        with self._guard:
+            self.lines.append(line)
+            followers = list(self._followers)
+        for follower in followers:
+            try:
+                follower(line)
+            except Exception:  # a follower gone away must not stop the log
+                self.unfollow(follower)
+
+    def tail(self, n: int) -> list[str]:
+        with self._guard:
+            return list(self.lines)[-n:] if n > 0 else []
+
+    def follow(self, follower: Callable[[str], None]) -> None:
+        with self._guard:
+            self._followers.add(follower)
+
+    def unfollow(self, follower: Callable[[str], None]) -> None:
+        with self._guard:
+            self._followers.discard(follower)
 
 
 class Logs:
@@ -53,8 +100,10 @@ class Logs:
                 backupCount=settings.file_backups,
                 encoding="utf-8",
             )
-            rotating.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            rotating.setFormatter(logging.Formatter(FILE_FORMAT))
             handlers.append(rotating)
+        self.recent = Recent()
+        handlers.append(self.recent)
         self._queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
         self._listener = logging.handlers.QueueListener(
             self._queue, *handlers, respect_handler_level=True

@@ -128,14 +128,14 @@ class Accounts:
             self.server.after_hub()
         conn.resume()
 
-    async def _hash(self, password: str) -> str:
+    async def hash(self, password: str) -> str:
         return await self.server.loop.run_in_executor(self._pool, HASHER.hash, password)
 
     async def _check(self, stored: str | None, password: str) -> bool:
         if stored is None:
             # No such account: spend the same time all the same, so timing tells nothing.
             if self._dummy is None:
-                self._dummy = await self._hash("no such account")
+                self._dummy = await self.hash("no such account")
             stored = self._dummy
         return await self.server.loop.run_in_executor(self._pool, verify, stored, password)
 
@@ -195,7 +195,7 @@ class Accounts:
             case c.RegisterAccount(password=password):
                 hub.check_register(sid)
                 check_password_rules(password)
-                hashed = await self._hash(password)
+                hashed = await self.hash(password)
                 out = hub.register_account(sid, hashed, time.time(), cmd)
                 if user is not None and user.account:
                     log.info("> account %s registered", user.account)
@@ -213,7 +213,7 @@ class Accounts:
                 check_password_rules(new)
                 if await self._proven(conn, user.account, old) is None:
                     raise e.LoginFailed()
-                return hub.set_password(sid, await self._hash(new), time.time(), cmd)
+                return hub.set_password(sid, await self.hash(new), time.time(), cmd)
         return []
 
     async def close(self) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 from salas import __version__
 from salas.config import Config, store_path
 from salas.core.hub import Hub, HubSettings
-from salas.logs import Logs
+from salas.logs import Logs, Recent
+from salas.net.admin import AdminServer, AdminSocketError, check_private_dir
 from salas.net.doors import door_factories
 from salas.net.server import Server
 from salas.store.base import Store, StoreError
@@ -27,10 +28,15 @@ GC_YOUNG_THRESHOLD = 20_000
 
 
 def prepare_data_dir(path: Path) -> None:
-    """Make the data dir (private to this user) if it is missing."""
+    """Make the data dir (private to this user) if it is missing; refuse one that
+    others may write (they could replace the store or the admin socket)."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not os.access(path, os.W_OK):
         raise OSError(f"data dir {path} is not writable")
+    try:
+        check_private_dir(path)
+    except AdminSocketError as err:
+        raise OSError(str(err)) from None
 
 
 async def serve(config: Config) -> int:
@@ -40,7 +46,7 @@ async def serve(config: Config) -> int:
     try:
         for warning in config.warnings:
             log.warning("config: %s", warning)
-        return await _serve(config, data_dir)
+        return await _serve(config, data_dir, logs.recent)
     finally:
         logs.close()
 
@@ -57,7 +63,7 @@ def open_store(config: Config, data_dir: Path) -> Store:
     return SqliteStore(settings, lock_dir=data_dir)
 
 
-async def _serve(config: Config, data_dir: Path) -> int:
+async def _serve(config: Config, data_dir: Path, recent: Recent | None = None) -> int:
     loop = asyncio.get_running_loop()
     lim = config.limits
     try:
@@ -83,12 +89,16 @@ async def _serve(config: Config, data_dir: Path) -> int:
         now=time.time(),
     )
     server = Server(config, hub, loop, store)
+    admin = AdminServer(server, recent, data_dir)
     try:
+        await admin.start()
         bound = await server.start(door_factories(config))
-    except OSError as err:
-        log.error("salas: cannot listen: %s", err.strerror or err)
+    except (OSError, AdminSocketError) as err:
+        what = "cannot listen" if isinstance(err, OSError) else "cannot open the admin socket"
+        log.error("salas: %s: %s", what, getattr(err, "strerror", None) or err)
         for srv in server.servers:
             srv.close()
+        await admin.close()
         await store.close()
         return 1
     log.info(
@@ -107,6 +117,8 @@ async def _serve(config: Config, data_dir: Path) -> int:
     for door, host, port in bound:
         shown = f"[{host}]" if ":" in host else host
         log.info("listening: %s on %s:%d", door, shown, port)
+    if admin.listening:
+        log.info("admin console: salas admin --data-dir %s (socket %s)", data_dir, admin.path)
 
     stop = asyncio.Event()
     reasons: list[str] = []
@@ -125,5 +137,6 @@ async def _serve(config: Config, data_dir: Path) -> int:
             loop.remove_signal_handler(sig)
     log.info("shutting down: telling %d user(s)", len(hub.users))
     await server.shutdown(reasons[0] if reasons else "")
+    await admin.close()
     log.info("stopped")
     return 0

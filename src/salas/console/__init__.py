@@ -1,0 +1,1 @@
+"""``salas admin``: the console that talks to a running server over its admin socket."""
