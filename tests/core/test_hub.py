@@ -809,7 +809,7 @@ def test_shutdown_tells_everyone_and_changes_nothing(tas: Hub) -> None:
 
 
 def test_broadcast(tas: Hub) -> None:
-    out = tas.broadcast("hello all", "admin")
+    out = tas.broadcast("hello all", "admin console (ops)", "admin")
     assert recipients_of(out) == {sid: [ServerNotice("hello all", "admin")] for sid in (1, 2, 3)}
     with pytest.raises(e.TextInvalid):
         tas.broadcast("")

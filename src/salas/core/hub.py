@@ -513,7 +513,8 @@ class Hub:
 
     def _enter(self, user: User, room: Room, now: float, out: list[Delivery]) -> None:
         owner = room.owner is not None and room.owner == fold(user.name)
-        first = not room.members and not room.permanent
+        # A room's first member runs it, unless it is everyone's (the lobby) or the server's.
+        first = not room.members and not room.permanent and room.owner != SERVER_OWNER
         room.add(user.sid, "o" if owner or first else "")
         room.invited.discard(fold(user.name))
         user.rooms[room.key] = room
