@@ -203,6 +203,17 @@ def line_frames(data: bytes) -> bytes:
     return b"".join(text_frame(line) for line in lines)
 
 
+def _framed(item: Input) -> Input:
+    """A line door input for a WebSocket: its replies (now, or made when their turn
+    comes) as text frames; commands as they are."""
+    if isinstance(item, bytes):
+        return line_frames(item)
+    if callable(item):
+        later = item
+        return lambda: line_frames(later())
+    return item
+
+
 def _clip(reason: str, limit: int = CLOSE_REASON_MAX) -> str:
     return reason.encode()[:limit].decode(errors="ignore")
 
@@ -495,7 +506,7 @@ class HttpDoor:
                 return [text_frame(FRAME_TOO_LONG)]
             assert self._line is not None
             items = self._line.receive_data(data + b"\n")
-            return [line_frames(x) if isinstance(x, bytes) else x for x in items]
+            return [_framed(x) for x in items]
         if mode == JSON:
             assert self._json is not None
             if not text:

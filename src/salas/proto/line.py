@@ -32,6 +32,7 @@ from salas.core.events import (
     Message,
     NameList,
     OperGranted,
+    OperRevoked,
     PasswordChanged,
     Private,
     Renamed,
@@ -202,6 +203,39 @@ def _quit(rest: str) -> Input:
     return c.Quit(rest.strip())
 
 
+def _first_and_reason(rest: str) -> tuple[str, str]:
+    """``WORD [REASON...]``: the word and the rest, stripped."""
+    parts = rest.split(None, 1)
+    if not parts:
+        raise UsageError
+    return parts[0], parts[1].strip() if len(parts) > 1 else ""
+
+
+def _oper(rest: str) -> Input:
+    name, password = _words(rest, 2, 2)
+    return c.OperUp(name, password)
+
+
+def _close(rest: str) -> Input:
+    room, reason = _first_and_reason(rest)
+    return c.CloseRoom(_room_arg(room), reason)
+
+
+def _kill(rest: str) -> Input:
+    name, reason = _first_and_reason(rest)
+    return c.Kill(name, reason)
+
+
+def _broadcast(rest: str) -> Input:
+    if not rest.strip():
+        raise UsageError
+    return c.Broadcast(rest.strip())
+
+
+def _shutdown(rest: str) -> Input:
+    return c.Shutdown(rest.strip())
+
+
 #: Messages ``/history`` shows with no number.
 HISTORY_DEFAULT = 20
 
@@ -273,6 +307,23 @@ COMMANDS: dict[str, Usage] = {
         Usage("register", "PASSWORD", "make your name an account, kept for you", _register),
         Usage("login", "NAME PASSWORD", "log in to your account (and take its name)", _login),
         Usage("password", "OLD NEW", "change your account's password", _password),
+        Usage("oper", "NAME PASSWORD", "become a server operator", _oper),
+        Usage(
+            "close",
+            "ROOM [REASON]",
+            "close a room: its members are told and removed (operators)",
+            _close,
+        ),
+        Usage("kill", "NAME [REASON]", "put someone off the server (operators)", _kill),
+        Usage(
+            "broadcast",
+            "TEXT",
+            "a notice to everyone online, on every door (operators)",
+            _broadcast,
+        ),
+        Usage(
+            "shutdown", "[REASON]", "stop the server; everyone is told why (operators)", _shutdown
+        ),
         Usage("help", "[COMMAND]", "this list", lambda rest: b""),
         Usage("quit", "[REASON]", "leave the server", _quit),
     )
@@ -345,7 +396,7 @@ class LineDoor:
     door: ClassVar[str] = "line"
     variant: object = "line"
 
-    __slots__ = ("_buf", "host", "name", "port", "sid")
+    __slots__ = ("_buf", "_refused", "host", "name", "port", "sid")
 
     def __init__(self, sid: int, host: str, port: int) -> None:
         self.sid = sid
@@ -353,6 +404,9 @@ class LineDoor:
         self.port = port
         self.name = ""
         self._buf = LineBuffer(MAX_LINE)
+        #: The hub refused the ``/close`` or ``/kill`` just run: set when its
+        #: refusal is rendered, read by the confirmation that follows it.
+        self._refused = False
 
     def start(self) -> list[Input]:
         return [c.Register(None, self.door, self.host, self.port, lobby=True)]
@@ -364,9 +418,26 @@ class LineDoor:
                 out.append(_line(f"! Line too long (over {item.limit} bytes), so it was not sent"))
                 continue
             parsed = parse_line(item)
-            if parsed is not None:
+            if isinstance(parsed, c.CloseRoom):
+                out += self._confirmed(parsed, f"> Room {parsed.room} is closed")
+            elif isinstance(parsed, c.Kill):
+                out += self._confirmed(parsed, f"> {parsed.name} was removed from the server")
+            elif parsed is not None:
                 out.append(parsed)
         return out
+
+    def _confirmed(self, cmd: c.Command, done: str) -> list[Input]:
+        """``cmd``, then ``done`` unless the hub refused it (the refusal says so itself).
+        The hub answers at once, so a refusal is rendered between the two."""
+
+        def arm() -> bytes:
+            self._refused = False
+            return b""
+
+        def confirm() -> bytes:
+            return b"" if self._refused else _line(done)
+
+        return [arm, cmd, confirm]
 
     def shared_key(self, event: Event) -> object | None:
         if type(event) in (Joined, Left) and event.user.sid != self.sid:  # type: ignore[union-attr]
@@ -460,8 +531,10 @@ class LineDoor:
                 return ("\n".join([head, *(self._who_row(u) for u in people)]) + "\n").encode()
             case Echoed(text=t):
                 return _line(t)
-            case Failed(error=err):
-                return _line("! " + error_text(err, self.name))
+            case Failed(error=err, command=cmd):
+                if isinstance(cmd, c.CloseRoom | c.Kill):
+                    self._refused = True
+                return _line("! " + self._refusal(err, cmd))
             case Closing(reason=why, kind=kind):
                 if kind == "quit":
                     return _line("> Bye")
@@ -484,6 +557,8 @@ class LineDoor:
                 return _line(f"> You are marked away: {t}" if t else "> You are back")
             case OperGranted():
                 return _line("> You are now a server operator")
+            case OperRevoked(user=u):
+                return _line("> You are no longer a server operator") if u.sid == me else b""
             case HistoryReply(target=t, room=is_room, messages=msgs, reason=why):
                 return self._history(t, is_room, msgs, why)
             case LoggedIn(account=a):
@@ -493,6 +568,13 @@ class LineDoor:
             case PasswordChanged():
                 return _line("> Your password was changed")
         return b""
+
+    def _refusal(self, err: e.ChatError, cmd: c.Command | None) -> str:
+        if isinstance(cmd, c.OperUp) and isinstance(err, e.LoginFailed):
+            return "Wrong operator name or password"
+        if isinstance(cmd, c.CloseRoom) and isinstance(err, e.RoomProtected):
+            return f"Room {err.room} can't be closed: it is where everyone lands"
+        return error_text(err, self.name)
 
     def _history(
         self, target: str, is_room: bool, msgs: tuple[Message | Private, ...], why: str
@@ -532,7 +614,7 @@ class LineDoor:
     def _left(room: str, me: bool, name: str, n: int, kind: str, why: str, by: str) -> str:
         reason = f": {safe(why)}" if why else ""
         if kind == "close":
-            return f"< Room {room} was closed{reason}"
+            return f"< Room {room} was closed" + (f" by {by}" if by else "") + reason
         if me:
             if kind == "kick":
                 return f"< You were kicked from {room} by {by}{reason}"
