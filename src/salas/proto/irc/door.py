@@ -41,6 +41,7 @@ from salas.core.events import (
     ModesChanged,
     NameList,
     OperGranted,
+    OperRevoked,
     PasswordChanged,
     Private,
     Renamed,
@@ -57,7 +58,7 @@ from salas.core.events import (
 from salas.core.model import UserInfo, UserRef
 from salas.core.names import NAME_MAX, ROOM_MAX, TOPIC_MAX, fold, valid_name, valid_room
 from salas.proto.door import Deferred, Input
-from salas.proto.irc import chathistory, nickserv
+from salas.proto.irc import chanserv, chathistory, nickserv
 from salas.proto.irc import numerics as n
 from salas.proto.irc.caps import CAPS, ls_tokens
 from salas.proto.irc.message import (
@@ -77,6 +78,7 @@ from salas.proto.irc.sasl import (
     decode_plain,
 )
 from salas.proto.lines import LineBuffer, TooLong
+from salas.proto.texts import error_text
 
 CHANLIMIT = 100
 USERLEN = 10
@@ -156,7 +158,19 @@ def _short(text: str, limit: int = 300) -> str:
 
 
 def prefix(u: UserRef) -> str:
+    """The source of a line about ``u``. The server itself (``Hub.server_ref``: sid 0 and
+    no username; people from the store have sid 0 too, always with a username) is just
+    its name."""
+    if u.sid == 0 and not u.username:
+        return u.name
     return f"{u.name}!{u.username}@{u.host}"
+
+
+#: The services the door answers for: folded name -> (name, what it is).
+SERVICES = {
+    nickserv.FOLDED: (nickserv.NAME, "Account services"),
+    chanserv.FOLDED: (chanserv.NAME, "Channel services"),
+}
 
 
 def _iso(ts: float) -> str:
@@ -197,6 +211,7 @@ class IrcDoor:
         "_last_quit",
         "_late_label",
         "_ping_token",
+        "_refused",
         "_sasl",
         "account",
         "cap_version",
@@ -249,6 +264,9 @@ class IrcDoor:
         self._auth_via: str | None = None
         #: The label of a labeled account command whose answer is still to come.
         self._late_label: str | None = None
+        #: The hub refused the operator command just run (``KILL``, ChanServ ``CLOSE``):
+        #: set when its refusal is rendered, read by the confirmation that follows it.
+        self._refused = False
 
     # -- the door protocol ----------------------------------------------------
 
@@ -319,8 +337,8 @@ class IrcDoor:
         target, sep, body = rest.partition(b" :")
         if not sep or not body or not target or b" " in target or b"," in target:
             return None
-        if len(target) == 8 and target.lower() == b"nickserv":
-            return None  # never to the hub: the door answers for NickServ
+        if len(target) == 8 and target.lower() in (b"nickserv", b"chanserv"):
+            return None  # never to the hub: the door answers for the services
         if len(raw) > MAX_LINE - 2 or b"\x00" in body:
             return None
         try:
@@ -552,7 +570,7 @@ class IrcDoor:
         nick = line.params[0]
         if not valid_name(nick):
             return [self._local(self._num(n.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname"))]
-        if fold(nick) == nickserv.FOLDED:
+        if fold(nick) in SERVICES:
             return [
                 self._local(
                     self._num(n.ERR_ERRONEUSNICKNAME, nick, "Nickname is reserved for services")
@@ -646,6 +664,9 @@ class IrcDoor:
             if fold(target) == nickserv.FOLDED:
                 if not notice:
                     out.extend(self._to_nickserv(line.params[1]))
+            elif fold(target) == chanserv.FOLDED:
+                if not notice:
+                    out.extend(self._to_chanserv(line.params[1]))
             elif room is not None:
                 out.append(c.Say(room, text, kind))
             elif target.startswith("#"):
@@ -691,9 +712,10 @@ class IrcDoor:
         room = self._room_of(mask)
         if room is not None:
             return [c.ListUsers(room)]
-        if fold(mask) == nickserv.FOLDED:
+        if fold(mask) in SERVICES:
             server = self.info.server
-            row = (nickserv.NAME, server, server, nickserv.NAME, "H", "0 Account services")
+            name, what = SERVICES[fold(mask)]
+            row = (name, server, server, name, "H", f"0 {what}")
             return [
                 self._local(
                     self._num(n.RPL_WHOREPLY, "*", *row)
@@ -706,15 +728,15 @@ class IrcDoor:
 
     def _cmd_whois(self, line: Line) -> list[Input]:
         name = line.params[-1].split(",")[0]
-        if fold(name) == nickserv.FOLDED:
-            return [self._local(self._whois_service())]
+        if fold(name) in SERVICES:
+            return [self._local(self._whois_service(*SERVICES[fold(name)]))]
         return [c.Whois(name)]
 
-    def _whois_service(self) -> bytes:
-        name, server = nickserv.NAME, self.info.server
+    def _whois_service(self, name: str, what: str) -> bytes:
+        server = self.info.server
         return b"".join(
             [
-                self._num(n.RPL_WHOISUSER, name, name, server, "*", "Account services"),
+                self._num(n.RPL_WHOISUSER, name, name, server, "*", what),
                 self._num(n.RPL_WHOISSERVER, name, server, self.info.description),
                 self._num(n.RPL_WHOISOPERATOR, name, "is a network service"),
                 self._num(n.RPL_ENDOFWHOIS, name, "End of /WHOIS list"),
@@ -796,6 +818,33 @@ class IrcDoor:
     def _cmd_oper(self, line: Line) -> list[Input]:
         # Checked by the server off the event loop: the password may be an argon2id hash.
         return [c.OperUp(line.params[0], line.params[1])]
+
+    # -- server operators: KILL, WALLOPS, DIE (the hub refuses others: 481) ----------
+
+    def _cmd_kill(self, line: Line) -> list[Input]:
+        name = line.params[0]
+        reason = line.params[1][:KICKLEN] if len(line.params) > 1 else ""
+        done = self._notice(f"{name} was removed from the server")
+        return self._confirmed(c.Kill(name, reason), done)
+
+    def _cmd_wallops(self, line: Line) -> list[Input]:
+        return [c.Broadcast(line.params[0])]
+
+    def _cmd_die(self, line: Line) -> list[Input]:
+        return [c.Shutdown(line.params[0] if line.params else "")]
+
+    def _confirmed(self, cmd: c.Command, done: bytes) -> list[Input]:
+        """``cmd``, then ``done`` unless the hub refused it (a refusal is its own answer).
+        The hub answers at once, so the refusal is rendered between the two."""
+
+        def arm() -> bytes:
+            self._refused = False
+            return b""
+
+        def confirm() -> bytes:
+            return b"" if self._refused else self._emit(done)
+
+        return [arm, cmd, confirm]
 
     def _cmd_motd(self, line: Line) -> list[Input]:
         return [self._local(self._motd())]
@@ -938,6 +987,42 @@ class IrcDoor:
         out.append(what)
         return out
 
+    def _cmd_chanserv(self, line: Line) -> list[Input]:
+        """``CHANSERV ...`` and ``CS ...``: the same as ``PRIVMSG ChanServ :...``."""
+        return self._to_chanserv(" ".join(line.params))
+
+    def _to_chanserv(self, text: str) -> list[Input]:
+        out: list[Input] = []
+        if "echo-message" in self.caps:
+            echo = build(
+                "PRIVMSG", chanserv.NAME, text, source=self._self_prefix(), tags=self._tags()
+            )
+            out.append(self._local(echo))
+        what = chanserv.command(text)
+        if isinstance(what, tuple):
+            out.append(self._local(b"".join(self._cs(t) for t in what)))
+            return out
+        reason = f": {what.reason}" if what.reason else ""
+        out.extend(self._confirmed(what, self._cs(f"#{what.room} is closed{reason}")))
+        return out
+
+    def _cs(self, text: str) -> bytes:
+        """A NOTICE from ChanServ."""
+        src = f"{chanserv.NAME}!{chanserv.NAME}@{self.info.server}"
+        return build("NOTICE", self._me(), text, source=src, tags=self._tags())
+
+    def _chanserv_failed(self, err: e.ChatError) -> bytes:
+        match err:
+            case e.NotServerOperator():
+                return self._cs(
+                    "You need to be a server operator to close a room (OPER <name> <password>)."
+                )
+            case e.NoSuchRoom(room=room):
+                return self._cs(f"#{room} does not exist.")
+            case e.RoomProtected(room=room):
+                return self._cs(f"#{room} can't be closed: it stays open to everyone.")
+        return self._cs(error_text(err) + ".")
+
     def _ns(self, text: str) -> bytes:
         """A NOTICE from NickServ."""
         src = f"{nickserv.NAME}!{nickserv.NAME}@{self.info.server}"
@@ -955,12 +1040,9 @@ class IrcDoor:
             cmd = chathistory.parse_request(line.params, "" if label is None else "L" + label)
         except chathistory.RequestError as err:
             return [self._local(self._fail("CHATHISTORY", err.code, *err.context, err.text))]
-        if (
-            isinstance(cmd, c.FetchHistory)
-            and not cmd.room
-            and fold(cmd.target or "") == "nickserv"
-        ):
-            return [self._local(self._batch("chathistory", (nickserv.NAME,), b"", None))]
+        if isinstance(cmd, c.FetchHistory) and not cmd.room and fold(cmd.target or "") in SERVICES:
+            name = SERVICES[fold(cmd.target or "")][0]
+            return [self._local(self._batch("chathistory", (name,), b"", None))]
         return [cmd]
 
     # -- rendering ----------------------------------------------------------------
@@ -1086,6 +1168,9 @@ class IrcDoor:
                 return self._num(n.RPL_YOUREOPER, "You are now an IRC operator") + build(
                     "MODE", self.nick, "+o", source=self._self_prefix()
                 )
+            case OperRevoked():
+                self.oper = False
+                return build("MODE", self.nick, "-o", source=self._self_prefix())
             case Invited(room=room, by=by, target=t):
                 if t.sid == me:
                     return build("INVITE", t.name, "#" + room, source=prefix(by), tags=self._tags())
@@ -1118,9 +1203,13 @@ class IrcDoor:
                 return self._notice(text)
             case Closing(reason=why, kind=kind):
                 if kind == "shutdown":
-                    why = why or "Server shutting down"
+                    why = "Server shutting down" + (f": {why}" if why else "")
                 return self.render_error_close(why or "Quit")
             case Failed(error=err, command=cmd):
+                if isinstance(cmd, c.Kill | c.CloseRoom):
+                    self._refused = True
+                    if isinstance(cmd, c.CloseRoom):
+                        return self._chanserv_failed(err)
                 return self._failed(err, cmd)
             case HistoryReply():
                 return self._history(ev)
@@ -1665,6 +1754,11 @@ _POST: dict[str, Handler] = {
     "CHATHISTORY": IrcDoor._cmd_chathistory,
     "NICKSERV": IrcDoor._cmd_nickserv,
     "NS": IrcDoor._cmd_nickserv,
+    "CHANSERV": IrcDoor._cmd_chanserv,
+    "CS": IrcDoor._cmd_chanserv,
+    "KILL": IrcDoor._cmd_kill,
+    "WALLOPS": IrcDoor._cmd_wallops,
+    "DIE": IrcDoor._cmd_die,
 }
 #: Parameters each command needs (ERR_NEEDMOREPARAMS below that).
 _MIN_PARAMS: dict[str, int] = {
@@ -1676,6 +1770,8 @@ _MIN_PARAMS: dict[str, int] = {
     "INVITE": 2,
     "WHOIS": 1,
     "OPER": 2,
+    "KILL": 1,
+    "WALLOPS": 1,
     "USERHOST": 1,
     "ISON": 1,
 }
