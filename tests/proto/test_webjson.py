@@ -33,6 +33,8 @@ from salas.core.events import (
     ModesChanged,
     NameList,
     OperGranted,
+    OperRevoked,
+    OverviewReply,
     PasswordChanged,
     Private,
     Renamed,
@@ -135,6 +137,14 @@ REQUEST_CASES: list[tuple[dict[str, Any], c.Command]] = [
     ({"type": "echo", "text": "ping?"}, c.Echo("ping?")),
     ({"type": "oper", "name": "op", "password": "pw"}, c.OperUp("op", "pw")),
     ({"type": "quit", "reason": "bye"}, c.Quit("bye")),
+    ({"type": "close", "room": "#r"}, c.CloseRoom("r")),
+    ({"type": "close", "room": "r", "reason": "done"}, c.CloseRoom("r", "done")),
+    ({"type": "kill", "name": "bob"}, c.Kill("bob")),
+    ({"type": "kill", "name": "bob", "reason": "spam"}, c.Kill("bob", "spam")),
+    ({"type": "broadcast", "text": "restart at 5"}, c.Broadcast("restart at 5")),
+    ({"type": "shutdown"}, c.Shutdown()),
+    ({"type": "shutdown", "reason": "upgrade"}, c.Shutdown("upgrade")),
+    ({"type": "overview"}, c.Overview()),
 ]
 
 
@@ -484,6 +494,7 @@ RENDER_CASES: list[tuple[Event, dict[str, Any]]] = [
         },
     ),
     (OperGranted(ME), {"type": "oper"}),
+    (OperRevoked(ME), {"type": "deoper"}),
     (
         LoggedIn("ann", "ann", "register"),
         {"type": "logged_in", "account": "ann", "name": "ann", "how": "register"},
@@ -619,6 +630,7 @@ requests = st.fixed_dictionaries(
         "key": json_values,
         "private": json_values,
         "lobby": json_values,
+        "reason": json_values,
     },
 )
 
@@ -648,3 +660,160 @@ def test_any_request_shape_gives_inputs_never_an_exception(request: dict[str, An
     raw = json.dumps(request).encode()
     _total(registered(), raw)
     _total(WebJson(1, "h", 1), raw)
+
+
+# -- operators ------------------------------------------------------------------------
+
+
+def test_operator_requests_with_bad_fields_are_refused_before_the_hub() -> None:
+    codec = registered()
+    for request, field in (
+        ({"type": "close"}, "room"),
+        ({"type": "close", "room": 5}, "room"),
+        ({"type": "close", "room": "r", "reason": ["x"]}, "reason"),
+        ({"type": "kill"}, "name"),
+        ({"type": "kill", "name": "bob", "reason": 1}, "reason"),
+        ({"type": "broadcast"}, "text"),
+        ({"type": "broadcast", "text": None}, "text"),
+        ({"type": "shutdown", "reason": False}, "reason"),
+    ):
+        cmds, out = ask(codec, {**request, "id": "x"})
+        assert cmds == [], request
+        assert out == [
+            {
+                "type": "error",
+                "code": "bad_request",
+                "text": f"{request['type']}: {field} must be a string",
+                "re": "x",
+            }
+        ], request
+
+
+def test_operator_requests_wait_for_the_welcome() -> None:
+    cmds, out = ask(WebJson(1, "h", 1), {"type": "overview"})
+    assert cmds == []
+    assert [m["code"] for m in out] == ["not_registered"]
+
+
+def test_overview_lists_rooms_and_people_as_the_listings_name_them() -> None:
+    rooms = (
+        RoomInfo("lobby", 2, None, "", False, False),
+        RoomInfo("tas", 1, 5, "plans", True, True, "iklnt"),
+    )
+    people = (
+        UserInfo(
+            "ann", "ann", "::1", "[::1]:4000", "web", "ann", ("lobby",), 3.7, T, None, None, True
+        ),
+        UserInfo(
+            "bob",
+            "bob",
+            "10.0.0.2",
+            "10.0.0.2:5",
+            "line",
+            "bob",
+            ("lobby", "tas"),
+            61.2,
+            T,
+            "bob",
+            "lunch",
+            False,
+        ),
+    )
+    codec = registered()
+    cmds, _ = ask(codec, {"type": "overview", "id": 4})
+    assert cmds == [c.Overview()]
+    # While the request runs, its answer carries the request's id.
+    [begin, _cmd, end] = codec.receive(b'{"type":"overview","id":4}')[0].resolve()  # type: ignore[union-attr]
+    assert callable(begin) and callable(end)
+    begin()
+    got = msgs(codec.render(OverviewReply(rooms, people)))
+    assert end() == b""  # answered: no "ok"
+    assert got == [
+        {
+            "type": "overview",
+            "rooms": [
+                {
+                    "name": "lobby",
+                    "count": 2,
+                    "limit": None,
+                    "topic": "",
+                    "private": False,
+                    "keyed": False,
+                },
+                {
+                    "name": "tas",
+                    "count": 1,
+                    "limit": 5,
+                    "topic": "plans",
+                    "private": True,
+                    "keyed": True,
+                },
+            ],
+            "users": [
+                {
+                    "name": "ann",
+                    "door": "web",
+                    "address": "[::1]:4000",
+                    "rooms": ["lobby"],
+                    "idle": 3,
+                    "account": None,
+                    "oper": True,
+                    "away": None,
+                },
+                {
+                    "name": "bob",
+                    "door": "line",
+                    "address": "10.0.0.2:5",
+                    "rooms": ["lobby", "tas"],
+                    "idle": 61,
+                    "account": "bob",
+                    "oper": False,
+                    "away": "lunch",
+                },
+            ],
+            "re": 4,
+        }
+    ]
+    # The room fields are the room list's own.
+    listed = msgs(registered().render(RoomList(rooms)))[0]["rooms"]
+    assert listed == got[0]["rooms"]
+
+
+def test_an_operator_request_refused_by_the_hub_is_an_error_with_its_id() -> None:
+    codec = registered()
+    [begin, cmd, end] = codec.receive(b'{"type":"close","room":"tas","id":9}')[0].resolve()  # type: ignore[union-attr]
+    assert cmd == c.CloseRoom("tas")
+    assert callable(begin) and callable(end)
+    begin()
+    got = msgs(codec.render(Failed(e.NotServerOperator(), c.CloseRoom("tas"))))
+    end()
+    assert got == [
+        {
+            "type": "error",
+            "code": "not_server_operator",
+            "text": "Only server operators can do that",
+            "re": 9,
+        }
+    ]
+
+
+def test_a_closed_room_and_a_removal_render_with_who_did_it() -> None:
+    codec = registered()
+    assert msgs(codec.render(Left("tas", ME, 0, "close", "done", BOB))) == [
+        {
+            "type": "left",
+            "room": "tas",
+            "who": "ann",
+            "count": 0,
+            "kind": "close",
+            "reason": "done",
+            "by": "bob",
+            "own": True,
+        }
+    ]
+    assert msgs(codec.render(Closing("Removed by bob: spam", "kill"))) == [
+        {"type": "closing", "reason": "Removed by bob: spam", "kind": "kill"}
+    ]
+    assert msgs(codec.render(ServerNotice("restart at 5", "bob"))) == [
+        {"type": "notice", "text": "restart at 5", "by": "bob"}
+    ]

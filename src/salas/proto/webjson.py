@@ -46,6 +46,8 @@ from salas.core.events import (
     ModesChanged,
     NameList,
     OperGranted,
+    OperRevoked,
+    OverviewReply,
     PasswordChanged,
     Private,
     Renamed,
@@ -57,7 +59,7 @@ from salas.core.events import (
     Welcome,
 )
 from salas.core.hub import MAX_LIMIT
-from salas.core.model import UserInfo
+from salas.core.model import RoomInfo, UserInfo
 from salas.proto.door import Deferred, Input
 from salas.proto.texts import error_text
 
@@ -258,6 +260,12 @@ REQUESTS: dict[str, Callable[[Obj, str], Built]] = {
     "echo": lambda o, t: c.Echo(_str(o, "text")),
     "oper": lambda o, t: c.OperUp(_str(o, "name"), _str(o, "password")),
     "quit": lambda o, t: c.Quit(_opt_str(o, "reason") or ""),
+    # Server operators only (the hub refuses anyone else: not_server_operator).
+    "close": lambda o, t: c.CloseRoom(_room(_str(o, "room")), _opt_str(o, "reason") or ""),
+    "kill": lambda o, t: c.Kill(_str(o, "name"), _opt_str(o, "reason") or ""),
+    "broadcast": lambda o, t: c.Broadcast(_str(o, "text")),
+    "shutdown": lambda o, t: c.Shutdown(_opt_str(o, "reason") or ""),
+    "overview": lambda o, t: c.Overview(),
 }
 
 #: Events that answer an account command (checked off the loop, answered later).
@@ -531,20 +539,7 @@ class WebJson:
                     "changed": True,
                 }
             case RoomList(rooms=rooms):
-                return {
-                    "type": "rooms",
-                    "rooms": [
-                        {
-                            "name": i.name,
-                            "count": i.count,
-                            "limit": i.limit,
-                            "topic": i.topic,
-                            "private": i.private,
-                            "keyed": i.keyed,
-                        }
-                        for i in rooms
-                    ],
-                }
+                return {"type": "rooms", "rooms": [_room_info(i) for i in rooms]}
             case UserList(room=r, users=people):
                 return {"type": "members", "room": r, "members": [_person(u) for u in people]}
             case NameList(room=r, members=members):
@@ -601,6 +596,14 @@ class WebJson:
                 }
             case OperGranted():
                 return {"type": "oper"}
+            case OperRevoked():
+                return {"type": "deoper"}
+            case OverviewReply(rooms=rooms, users=people):
+                return {
+                    "type": "overview",
+                    "rooms": [_room_info(i) for i in rooms],
+                    "users": [_online(u) for u in people],
+                }
             case LoggedIn(account=a, name=n, how=how):
                 self.name = n
                 return {"type": "logged_in", "account": a, "name": n, "how": how}
@@ -611,6 +614,31 @@ class WebJson:
             case AccountChanged(user=u, account=a):
                 return {"type": "account", "who": u.name, "account": a}
         return None
+
+
+def _room_info(i: RoomInfo) -> Obj:
+    return {
+        "name": i.name,
+        "count": i.count,
+        "limit": i.limit,
+        "topic": i.topic,
+        "private": i.private,
+        "keyed": i.keyed,
+    }
+
+
+def _online(u: UserInfo) -> Obj:
+    """Someone online as an operator's overview shows them."""
+    return {
+        "name": u.name,
+        "door": u.door,
+        "address": u.address,
+        "rooms": list(u.rooms),
+        "idle": int(u.idle),
+        "account": u.account,
+        "oper": u.oper,
+        "away": u.away,
+    }
 
 
 def _person(u: UserInfo) -> Obj:
