@@ -18,10 +18,17 @@
     infoHeading: $("info-h"), topicForm: $("topic-form"), topicInput: $("topic-input"),
     membersHeading: $("members-h"), members: $("members"), leave: $("leave"), pmInfo: $("pm-info"),
     me: $("me"), logout: $("logout"),
+    admin: $("admin"), adminOpen: $("admin-open"), adminBack: $("admin-back"), adminRefresh: $("admin-refresh"),
+    adminUpdated: $("admin-updated"), adminError: $("admin-error"), adminNote: $("admin-note"),
+    adminRooms: $("admin-rooms"), adminUsers: $("admin-users"), adminRoomsH: $("admin-rooms-h"), adminUsersH: $("admin-users-h"),
+    broadcastForm: $("broadcast-form"), broadcastText: $("broadcast-text"),
+    confirm: $("confirm"), confirmForm: $("confirm-form"), confirmTitle: $("confirm-title"), confirmText: $("confirm-text"),
+    confirmReason: $("confirm-reason"), confirmGo: $("confirm-go"), confirmCancel: $("confirm-cancel"),
   };
   const PAGE = 50; // messages asked for when scrolling back
   const DELAYS = [500, 1000, 2000, 3000, 5000, 8000, 10000]; // reconnect back-off (ms)
   const STORE_KEY = "salas-session";
+  const OVERVIEW_EVERY = 5000; // ms between refreshes while the admin view is open
 
   const S = {
     ws: null,
@@ -37,6 +44,10 @@
     views: new Map(), active: null,
     wanted: new Map(), // rooms to be in: lower-case name -> {name, key}
     rooms: new Map(), // the last room list: lower-case name -> info
+    // Server operator: shown as one (oper), granted on this connection (operLive),
+    // how to become one again after a reconnect (operCreds), the admin view open (admin).
+    oper: false, operLive: false, operCreds: null, operTimer: 0,
+    admin: false, adminTimer: 0, confirm: null,
   };
 
   // -- small helpers ----------------------------------------------------------------
@@ -88,6 +99,7 @@
     S.timer = 0;
     S.ready = false;
     S.closing = null;
+    S.operLive = false;
     S.pending.clear();
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     let ws;
@@ -162,6 +174,12 @@
     }
     for (const v of S.views.values()) if (v.kind === "pm") fetchLatest(v);
     send({ type: "list" }, { what: "list" });
+    if (S.oper) {
+      // Operator again on the new connection: by the remembered /oper, or by the account's flag.
+      if (S.operCreds) send({ type: "oper", ...S.operCreds }, { what: "reoper" });
+      clearTimeout(S.operTimer);
+      S.operTimer = setTimeout(() => { if (!S.operLive) setOper(false); }, 10000);
+    }
     saveSession();
     if (first) ui.message.focus();
   }
@@ -193,6 +211,7 @@
         ws.close(1000);
       } catch (err) { /* closed already */ }
     }
+    setOper(false);
     for (const v of [...S.views.values()]) removeView(v);
     S.wanted.clear();
     S.password = "";
@@ -228,6 +247,7 @@
 
   function handle(m) {
     const meta = m.re !== undefined ? S.pending.get(m.re) : undefined;
+    if (meta && meta.done && m.type !== "error") { S.pending.delete(m.re); doneNote(meta.done); }
     switch (m.type) {
       case "welcome": onWelcome(m); break;
       case "logged_in": onLoggedIn(m); break;
@@ -247,6 +267,12 @@
         if (low(m.to) === low(S.name)) addEvent(activeView(), `${m.by} invited you to ${m.room}`, "notice");
         break;
       case "password_changed": showAlert("Your password was changed."); break;
+      case "oper": onOper(meta); break;
+      case "deoper":
+        setOper(false);
+        addEvent(activeView(), "You are no longer a server operator.", "notice");
+        break;
+      case "overview": if (S.oper) renderAdmin(m); break;
       case "error": onError(m, meta); break;
       case "closing": S.closing = m; break;
       case "ok": if (m.re !== undefined) S.pending.delete(m.re); break;
@@ -311,6 +337,15 @@
       }
     }
     if (what === "renick") return; // still taken: the next try may do
+    if (what === "overview" || what === "reoper") {
+      if (m.code === "not_server_operator" || what === "reoper") {
+        setOper(false);
+        showAlert(`You are no longer a server operator: ${m.text}`);
+      }
+      return;
+    }
+    if (what === "oper") { showAlert(`Could not become a server operator: ${m.text}`); return; }
+    if (what === "admin" && S.admin) { ui.adminError.textContent = m.text; return; }
     if ((what === "say" || what === "msg") && meta.text && !ui.message.value) {
       ui.message.value = meta.text; // not sent: give the text back
     }
@@ -368,7 +403,7 @@
       v.joined = false;
       markGone(v);
       v.members.clear();
-      addEvent(v, m.kind === "kick" ? `You were removed from ${m.room} by ${m.by}${why}` : `${m.room} was closed${why}`, "notice");
+      addEvent(v, m.kind === "kick" ? `You were removed from ${m.room} by ${m.by}${why}` : `${m.room} was closed${m.by ? ` by ${m.by}` : ""}${why}`, "notice");
     } else {
       v.members.delete(low(m.who));
       const here = `(${plural(m.count, "person", "people")} here)`;
@@ -564,6 +599,7 @@
   function show(key) {
     const v = S.views.get(key);
     if (!v) return;
+    if (S.admin) leaveAdmin();
     const prev = activeView();
     if (prev && prev !== v) {
       prev.atBottom = nearBottom(prev.log);
@@ -600,7 +636,8 @@
     let total = 0;
     for (const v of S.views.values()) total += v.unread;
     const v = activeView();
-    const where = v ? `${v.kind === "room" ? "#" : ""}${v.name} · salas` : "salas";
+    let where = v ? `${v.kind === "room" ? "#" : ""}${v.name} · salas` : "salas";
+    if (S.admin) where = "Server admin · salas";
     document.title = total ? `(${total}) ${where}` : where;
   }
 
@@ -614,6 +651,15 @@
 
   function renderHeader() {
     const v = activeView();
+    if (S.admin) {
+      ui.title.textContent = "Server admin";
+      ui.topic.textContent = "Rooms and people on this server";
+      ui.count.textContent = "";
+      body.classList.remove("in-pm");
+      renderInfo(null);
+      updateTitle();
+      return;
+    }
     if (!v) {
       ui.title.textContent = "salas";
       ui.topic.textContent = "";
@@ -866,7 +912,7 @@
     return send(req, { what: v.kind === "room" ? "say" : "msg", text }) !== null;
   }
 
-  const HELP = "Commands: /me ACTION, /join ROOM [KEY], /create ROOM [LIMIT], /leave [REASON], /msg NAME TEXT, /topic [TEXT], /nick NAME, /away [TEXT], /list, /help. Start with // to say a line that begins with /.";
+  const HELP = "Commands: /me ACTION, /join ROOM [KEY], /create ROOM [LIMIT], /leave [REASON], /msg NAME TEXT, /topic [TEXT], /nick NAME, /away [TEXT], /list, /help. Start with // to say a line that begins with /. Server operators: /oper NAME PASSWORD, /close ROOM [REASON], /kill NAME [REASON], /broadcast TEXT, /shutdown [REASON].";
 
   function command(line) {
     const space = line.indexOf(" ");
@@ -930,6 +976,36 @@
       case "help":
         addEvent(activeView(), HELP, "notice");
         return true;
+      case "oper": {
+        const password = arg.slice((words[0] || "").length).trim();
+        if (!password) { showAlert("/oper needs a name and a password"); return false; }
+        if (!needConn()) return false;
+        const creds = { name: words[0], password };
+        send({ type: "oper", ...creds }, { what: "oper", creds });
+        return true;
+      }
+      case "close": {
+        if (!words[0]) { showAlert("/close needs a room name"); return false; }
+        if (!needConn()) return false;
+        const room = words[0].replace(/^#/, "");
+        adminAct({ type: "close", room, reason: arg.slice(words[0].length).trim() }, `Room ${room} was closed.`);
+        return true;
+      }
+      case "kill": {
+        if (!words[0]) { showAlert("/kill needs a name"); return false; }
+        if (!needConn()) return false;
+        adminAct({ type: "kill", name: words[0], reason: arg.slice(words[0].length).trim() }, `${words[0]} was removed from the server.`);
+        return true;
+      }
+      case "broadcast":
+        if (!arg) { showAlert("/broadcast needs some text"); return false; }
+        if (!needConn()) return false;
+        adminAct({ type: "broadcast", text: arg }, "");
+        return true;
+      case "shutdown":
+        if (!needConn()) return false;
+        adminAct({ type: "shutdown", reason: arg }, "The server is shutting down.");
+        return true;
       default:
         showAlert(`/${cmd} is not a command here. /help lists them; start with // to say it.`);
         return false;
@@ -947,6 +1023,172 @@
     const req = { type: "leave", room: v.name };
     if (reason) req.reason = reason;
     send(req, { what: "leave" });
+  }
+
+  // -- server operators: the admin view ----------------------------------------------------------
+
+  function setOper(on) {
+    S.oper = on;
+    clearTimeout(S.operTimer);
+    body.classList.toggle("oper", on);
+    if (!on) {
+      S.operLive = false;
+      S.operCreds = null;
+      if (S.admin) closeAdmin(false);
+    }
+  }
+
+  function onOper(meta) {
+    const was = S.oper;
+    S.operLive = true;
+    if (meta && meta.creds) S.operCreds = meta.creds;
+    setOper(true);
+    if (!was) addEvent(activeView(), "You are a server operator: Server admin (in the room list) shows every room and everyone online.", "notice");
+  }
+
+  function doneNote(text) {
+    if (S.admin) ui.adminNote.textContent = text;
+    else addEvent(activeView(), text, "notice");
+  }
+
+  // An operator's request; its answer is shown (and the overview refreshed while open).
+  function adminAct(req, done) {
+    if (req.reason === "") delete req.reason;
+    ui.adminError.textContent = "";
+    ui.adminNote.textContent = "";
+    if (send(req, { what: "admin", done }) === null) { showAlert("Not connected yet."); return; }
+    if (S.admin) pollOverview();
+  }
+
+  function pollOverview() {
+    if (S.admin && S.ready && S.operLive) send({ type: "overview" }, { what: "overview" });
+  }
+
+  function openAdmin() {
+    if (!S.oper) return;
+    const v = activeView();
+    if (v && !S.admin) {
+      v.atBottom = nearBottom(v.log);
+      v.scroll = v.log.scrollTop;
+      v.log.hidden = true;
+      v.button.removeAttribute("aria-current");
+    }
+    S.admin = true;
+    body.classList.add("in-admin");
+    ui.admin.hidden = false;
+    ui.adminOpen.setAttribute("aria-current", "page");
+    renderHeader();
+    closeDrawer(false);
+    clearInterval(S.adminTimer);
+    S.adminTimer = setInterval(pollOverview, OVERVIEW_EVERY);
+    pollOverview();
+    ui.admin.focus();
+  }
+
+  function leaveAdmin() {
+    S.admin = false;
+    clearInterval(S.adminTimer);
+    body.classList.remove("in-admin");
+    ui.admin.hidden = true;
+    ui.adminOpen.removeAttribute("aria-current");
+    if (ui.confirm.open) { S.confirm = null; ui.confirm.close(); }
+  }
+
+  function closeAdmin(refocus) {
+    leaveAdmin();
+    if (S.active) show(S.active);
+    else renderHeader();
+    if (refocus) ui.message.focus();
+  }
+
+  function idleText(s) {
+    if (s < 60) return `idle ${s} s`;
+    if (s < 3600) return `idle ${Math.floor(s / 60)} min`;
+    if (s < 86400) return `idle ${Math.floor(s / 3600)} h`;
+    return `idle ${Math.floor(s / 86400)} d`;
+  }
+
+  function adminButton(text, label, key, onClick) {
+    const b = el("button", "secondary", text);
+    b.type = "button";
+    b.setAttribute("aria-label", label);
+    b.dataset.key = key;
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  function adminItem(name, facts, extra) {
+    const li = el("li");
+    const what = el("div", "what");
+    what.append(el("strong", null, name), el("span", "facts", facts.join(" · ")));
+    if (extra) what.append(el("span", "topic", extra));
+    li.append(what);
+    return li;
+  }
+
+  // Every few seconds the lists are drawn again: the focus stays on the same button.
+  function focusKey(key) {
+    const target = key && [...ui.admin.querySelectorAll("[data-key]")].find((b) => b.dataset.key === key);
+    if (target) target.focus();
+    else ui.admin.focus();
+  }
+
+  function renderAdmin(m) {
+    const a = document.activeElement;
+    const lost = a && (ui.adminRooms.contains(a) || ui.adminUsers.contains(a)) ? a.dataset.key || "" : null;
+    const rooms = Array.isArray(m.rooms) ? m.rooms : [];
+    const users = Array.isArray(m.users) ? m.users : [];
+    ui.adminRooms.textContent = "";
+    for (const r of rooms) {
+      const facts = [`${sizeText(r.count, r.limit)} ${r.count === 1 && !r.limit ? "person" : "people"}`];
+      if (r.private) facts.push("private");
+      if (r.keyed) facts.push("key");
+      const li = adminItem(r.name, facts, r.topic);
+      li.append(adminButton("Close", `Close room ${r.name}`, `close:${low(r.name)}`, () => confirmAction({
+        title: `Close room ${r.name}?`,
+        text: `Everyone in ${r.name} is told and removed, and the room is gone.`,
+        go: "Close room",
+        key: `close:${low(r.name)}`,
+        run: (reason) => adminAct({ type: "close", room: r.name, reason }, `Room ${r.name} was closed.`),
+      })));
+      ui.adminRooms.append(li);
+    }
+    if (!rooms.length) ui.adminRooms.append(el("li", "hint", "No rooms."));
+    ui.adminRoomsH.textContent = `Rooms (${rooms.length})`;
+    ui.adminUsers.textContent = "";
+    for (const u of users) {
+      const rs = Array.isArray(u.rooms) ? u.rooms : [];
+      const facts = [u.door, u.address, rs.length ? `in ${rs.join(", ")}` : "in no room", idleText(u.idle)];
+      facts.push(u.account ? `account ${u.account}` : "guest");
+      if (u.oper) facts.push("server operator");
+      if (u.away) facts.push(`away: ${u.away}`);
+      const me = low(u.name) === low(S.name);
+      const li = adminItem(me ? `${u.name} (you)` : u.name, facts, "");
+      if (!me) {
+        li.append(adminButton("Remove", `Remove ${u.name} from the server`, `kill:${low(u.name)}`, () => confirmAction({
+          title: `Remove ${u.name} from the server?`,
+          text: `${u.name} is disconnected at once, and told the reason.`,
+          go: "Remove",
+          key: `kill:${low(u.name)}`,
+          run: (reason) => adminAct({ type: "kill", name: u.name, reason }, `${u.name} was removed from the server.`),
+        })));
+      }
+      ui.adminUsers.append(li);
+    }
+    ui.adminUsersH.textContent = `People online (${users.length})`;
+    ui.adminUpdated.textContent = `Updated ${new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })}`;
+    if (lost !== null && !ui.confirm.open) focusKey(lost);
+  }
+
+  // Asks before closing a room or removing someone, with an optional reason.
+  function confirmAction(what) {
+    S.confirm = what;
+    ui.confirmTitle.textContent = what.title;
+    ui.confirmText.textContent = what.text;
+    ui.confirmGo.textContent = what.go;
+    ui.confirmReason.value = "";
+    ui.confirm.showModal();
+    ui.confirmReason.focus();
   }
 
   // -- the drawer (narrow screens) -------------------------------------------------------------
@@ -1047,6 +1289,30 @@
   ui.logout.addEventListener("click", () => signOut(""));
   ui.refresh.addEventListener("click", () => send({ type: "list" }, { what: "list" }));
   ui.browse.addEventListener("toggle", () => { if (ui.browse.open) send({ type: "list" }, { what: "list" }); });
+
+  ui.adminOpen.addEventListener("click", openAdmin);
+  ui.adminBack.addEventListener("click", () => closeAdmin(true));
+  ui.adminRefresh.addEventListener("click", pollOverview);
+  ui.broadcastForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = ui.broadcastText.value.trim();
+    if (!text) { ui.broadcastText.focus(); return; }
+    adminAct({ type: "broadcast", text }, "Broadcast sent to everyone online.");
+    ui.broadcastText.value = "";
+  });
+  ui.confirmForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const what = S.confirm;
+    S.confirm = null;
+    ui.confirm.close();
+    if (what) { what.run(ui.confirmReason.value.trim()); focusKey(what.key); }
+  });
+  ui.confirmCancel.addEventListener("click", () => ui.confirm.close());
+  ui.confirm.addEventListener("close", () => {
+    const what = S.confirm; // still set: cancelled (Cancel or Escape)
+    S.confirm = null;
+    if (what && S.admin) focusKey(what.key);
+  });
 
   ui.menu.addEventListener("click", () => {
     if (body.classList.contains("drawer-open")) closeDrawer(true);
