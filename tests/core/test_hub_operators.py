@@ -156,7 +156,7 @@ def test_admin_room_changes_are_seen_by_members_from_the_server(hub: Hub) -> Non
     )
     got = events_of(out, 2)
     modes = next(ev for ev in got if isinstance(ev, ModesChanged))
-    assert modes.by.sid == 0 and modes.by.name == hub.settings.server_name
+    assert modes.by.sid < 0 and modes.by.name == hub.settings.server_name
     assert [(ch.add, ch.mode, ch.arg) for ch in modes.changes] == [
         (True, "l", "9"),
         (True, "i", None),
@@ -215,3 +215,20 @@ def test_store_down_refuses_account_changes(hub: Hub) -> None:
     with pytest.raises(e.StoreUnavailable):
         hub.create_account("erin", "$argon2id$x", False, ADMIN, 1.0)
     assert "erin" not in hub.accounts
+
+
+def test_an_operator_outside_the_room_sees_their_kick_and_modes_done(hub: Hub) -> None:
+    hub.users[3].oper = True  # carol is not in tas
+    out = hub.handle(3, c.Kick("tas", "bob", "enough"), 2.0)
+    (kicked,) = events_of(out, 3)
+    assert isinstance(kicked, Left) and kicked.kind == "kick" and kicked.user.name == "bob"
+    out = hub.handle(3, c.SetModes("tas", (c.ModeChange(True, "m"),)), 2.0)
+    assert [type(ev) for ev in events_of(out, 3)] == [ModesChanged]
+    assert [type(ev) for ev in events_of(out, 1)] == [ModesChanged]
+
+
+def test_giving_up_operator_status_is_logged(hub: Hub) -> None:
+    hub.users[3].oper = True
+    out = hub.handle(3, c.DropOper(), 2.0)
+    assert audits(out) == [Audit("carol", "gave up operator status")]
+    assert not hub.users[3].oper

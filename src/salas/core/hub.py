@@ -88,6 +88,9 @@ MAX_LIMIT = 100_000
 MAX_BANS = 100
 #: The owner of rooms the admin console makes: they last until closed.
 SERVER_OWNER = "*"
+#: The session id changes made by the server itself carry (real sessions count from 1,
+#: and people read back from the store have 0).
+SERVER_SID = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -605,6 +608,8 @@ class Hub:
         if target.sid not in room.members:
             raise e.UserNotInRoom(target.name, room.name)
         self._part(target, room, now, out, "kick", cmd.reason, by=user)
+        if user.sid not in room.members and user is not target:
+            out.append(Delivery((user.sid,), out[-1].event))  # an operator from outside
 
     def _invite(self, user: User, cmd: c.Invite, now: float, out: list[Delivery]) -> None:
         target = self.user_named(cmd.name)
@@ -659,9 +664,10 @@ class Hub:
         if applied:
             if any(ch.mode not in "ov" for ch in applied):
                 self._save_room(room)
-            out.append(
-                Delivery(room.recipients(), ModesChanged(room.name, user.ref, tuple(applied)))
-            )
+            to = room.recipients()
+            if user.sid not in room.members:
+                to = (*to, user.sid)  # an operator from outside sees it done
+            out.append(Delivery(to, ModesChanged(room.name, user.ref, tuple(applied))))
 
     def _check_mode(self, room: Room, ch: c.ModeChange) -> None:
         m = ch.mode
@@ -785,6 +791,8 @@ class Hub:
         out.append(Delivery((user.sid,), OperGranted(user.ref)))
 
     def _drop_oper(self, user: User, cmd: c.DropOper, now: float, out: list[Delivery]) -> None:
+        if user.oper:
+            out.append(self._audit(user.name, "gave up operator status", ""))
         user.oper = False
 
     def _leave_all(self, user: User, cmd: c.LeaveAll, now: float, out: list[Delivery]) -> None:
@@ -1077,7 +1085,7 @@ class Hub:
     def server_ref(self) -> UserRef:
         """Who the server's own changes come from (IRC shows the server name)."""
         name = self.settings.server_name
-        return UserRef(0, name, "", name)
+        return UserRef(SERVER_SID, name, "", name)
 
     def _need_oper(self, user: User) -> None:
         if not user.oper:

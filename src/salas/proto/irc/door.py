@@ -158,10 +158,9 @@ def _short(text: str, limit: int = 300) -> str:
 
 
 def prefix(u: UserRef) -> str:
-    """The source of a line about ``u``. The server itself (``Hub.server_ref``: sid 0 and
-    no username; people from the store have sid 0 too, always with a username) is just
-    its name."""
-    if u.sid == 0 and not u.username:
+    """The source of a line about ``u``; the server itself (``Hub.server_ref``, the
+    only negative sid) is just its name."""
+    if u.sid < 0:
         return u.name
     return f"{u.name}!{u.username}@{u.host}"
 
