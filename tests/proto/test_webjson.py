@@ -437,6 +437,7 @@ RENDER_CASES: list[tuple[Event, dict[str, Any]]] = [
                     "topic": "t",
                     "private": True,
                     "keyed": False,
+                    "permanent": False,
                 },
                 {
                     "name": "s",
@@ -445,6 +446,7 @@ RENDER_CASES: list[tuple[Event, dict[str, Any]]] = [
                     "topic": "",
                     "private": False,
                     "keyed": True,
+                    "permanent": False,
                 },
             ],
         },
@@ -739,6 +741,7 @@ def test_overview_lists_rooms_and_people_as_the_listings_name_them() -> None:
                     "topic": "",
                     "private": False,
                     "keyed": False,
+                    "permanent": False,
                 },
                 {
                     "name": "tas",
@@ -747,6 +750,7 @@ def test_overview_lists_rooms_and_people_as_the_listings_name_them() -> None:
                     "topic": "plans",
                     "private": True,
                     "keyed": True,
+                    "permanent": False,
                 },
             ],
             "users": [

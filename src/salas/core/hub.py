@@ -313,6 +313,7 @@ class Hub:
             room.private,
             room.password is not None,
             room.modes(),
+            room.permanent,
         )
 
     def user_info(self, user: User, now: float, room: Room | None = None) -> UserInfo:

@@ -138,6 +138,8 @@ class RoomInfo:
     keyed: bool
     #: Mode letters (``Room.modes()``), for doors that show them.
     modes: str = ""
+    #: Everyone's room (the lobby): it can't be closed.
+    permanent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

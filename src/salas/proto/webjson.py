@@ -624,6 +624,7 @@ def _room_info(i: RoomInfo) -> Obj:
         "topic": i.topic,
         "private": i.private,
         "keyed": i.keyed,
+        "permanent": i.permanent,
     }
 
 

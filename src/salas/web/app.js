@@ -1143,8 +1143,9 @@
       const facts = [`${sizeText(r.count, r.limit)} ${r.count === 1 && !r.limit ? "person" : "people"}`];
       if (r.private) facts.push("private");
       if (r.keyed) facts.push("key");
+      if (r.permanent) facts.push("everyone's room");
       const li = adminItem(r.name, facts, r.topic);
-      li.append(adminButton("Close", `Close room ${r.name}`, `close:${low(r.name)}`, () => confirmAction({
+      if (!r.permanent) li.append(adminButton("Close", `Close room ${r.name}`, `close:${low(r.name)}`, () => confirmAction({
         title: `Close room ${r.name}?`,
         text: `Everyone in ${r.name} is told and removed, and the room is gone.`,
         go: "Close room",
