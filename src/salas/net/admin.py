@@ -208,10 +208,16 @@ class AdminServer:
         try:
             return wire.ok(await self.run(request.cmd, request.args, by))
         except e.ChatError as err:
-            return wire.refused(error_text(err))
+            return wire.refused(self._refusal(request.cmd, err))
         except Exception:
             log.exception("! internal error running admin command %s", request.cmd)
             return wire.refused("internal error: see the server's log")
+
+    @staticmethod
+    def _refusal(cmd: str, err: e.ChatError) -> str:
+        if cmd == "rooms.close" and isinstance(err, e.RoomProtected):
+            return f"Room {err.room} can't be closed: it is where everyone lands"
+        return error_text(err)
 
     async def _follow(
         self, request: wire.Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
