@@ -72,7 +72,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 
     from salas.console.commands import add_parser
 
-    add_parser(sub)
+    admin = add_parser(sub)
+    admin.set_defaults(admin_parser=admin)  # for its usage line when no COMMAND is given
     return parser, send
 
 
@@ -113,7 +114,11 @@ def _admin(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     path = socket_path(config.data_path())
     if args.area is None:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
-            parser.parse_args(["admin", "--help"])
+            args.admin_parser.print_usage(sys.stderr)
+            print(
+                "salas admin: a COMMAND is needed off a terminal (--help lists them)",
+                file=sys.stderr,
+            )
             return 2
         from salas.console.menu import run_menu
 

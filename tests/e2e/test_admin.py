@@ -412,11 +412,6 @@ def test_rooms_set_is_seen_on_both_doors(data: Path, people: Any) -> None:
     assert err == "There is no room named Nowhere"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the line door renders no ModesChanged event: its members are not told when a"
-    " room's limit, privacy or key changes",
-)
 def test_rooms_set_modes_are_seen_on_the_line_door(data: Path, people: Any) -> None:
     ok(data, "rooms", "create", "Modos")
     ana, _ = two_doors(people, "Modos", "ana5", "ivan5")

@@ -128,11 +128,6 @@ def test_the_menu_with_no_server(tmp_path: Path) -> None:
     assert child.exitstatus == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli._admin shows the usage with parse_args(['admin', '--help']), whose"
-    " SystemExit(0) ends the program before its `return 2`",
-)
 def test_no_command_off_a_terminal_is_a_usage_error(srv: RunningServer, tmp_path: Path) -> None:
     r = subprocess.run(
         salas_cmd("admin", "--data-dir", str(srv.data_dir)),

@@ -76,6 +76,7 @@ def room_json(r: RoomInfo) -> dict[str, Any]:
         "private": r.private,
         "keyed": r.keyed,
         "modes": r.modes,
+        "permanent": r.permanent,
     }
 
 

@@ -30,6 +30,7 @@ from salas.core.events import (
     Left,
     LoggedIn,
     Message,
+    ModesChanged,
     NameList,
     OperGranted,
     OperRevoked,
@@ -234,6 +235,33 @@ def _broadcast(rest: str) -> Input:
 
 def _shutdown(rest: str) -> Input:
     return c.Shutdown(rest.strip())
+
+
+_FLAG_WORDS = {
+    "i": ("private", "open to all"),
+    "t": ("topic set by room operators only", "topic set by anyone"),
+    "n": ("no messages from outside", "messages from outside allowed"),
+    "m": ("moderated", "not moderated"),
+}
+
+
+def _mode_words(ch: c.ModeChange) -> str:
+    """A room mode change in plain words (IRC clients see the letters)."""
+    if ch.mode in _FLAG_WORDS:
+        return _FLAG_WORDS[ch.mode][0 if ch.add else 1]
+    if ch.mode == "l":
+        return f"limit {ch.arg}" if ch.add else "no limit"
+    if ch.mode == "k":
+        return "a key is needed" if ch.add else "no key"
+    if ch.mode == "o":
+        return (
+            f"{ch.arg} is a room operator" if ch.add else f"{ch.arg} is no longer a room operator"
+        )
+    if ch.mode == "v":
+        return f"{ch.arg} has a voice" if ch.add else f"{ch.arg} no longer has a voice"
+    if ch.mode == "b":
+        return f"{ch.arg} is banned" if ch.add else f"{ch.arg} is no longer banned"
+    return ("+" if ch.add else "-") + ch.mode
 
 
 #: Messages ``/history`` shows with no number.
@@ -502,6 +530,9 @@ class LineDoor:
                 if not t:
                     return _line(f"> {r} has no topic")
                 return _line(f"> Topic of {r}: {safe(t)}" + (f" (set by {by})" if by else ""))
+            case ModesChanged(room=r, by=by, changes=changes):
+                said = ", ".join(_mode_words(ch) for ch in changes)
+                return _line(f"> {by.name} changed {r}: {safe(said)}")
             case TopicChanged(room=r, topic=t, by=by):
                 if not t:
                     return _line(f"> {by.name} cleared the topic of {r}")
