@@ -526,6 +526,7 @@ def test_json_protocol_history_lists_and_errors(srv: RunningServer) -> None:
         "topic": "",
         "private": False,
         "keyed": False,
+        "permanent": False,
     }
     web.send("topic", room="jsonroom", text="plans", id="t")
     assert other.expect("topic", room="jsonroom")["text"] == "plans"
