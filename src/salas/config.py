@@ -129,6 +129,21 @@ class HistorySettings:
 
 
 @dataclass(slots=True)
+class DirectSettings:
+    #: Calls and file transfers straight between two people (the server only
+    #: introduces them). Off: offers and call signalling are refused.
+    enabled: bool = True
+    #: Seconds an unanswered offer or call lasts.
+    offer_ttl: float = 120.0
+    #: ICE servers handed to browsers for calls, e.g. ["stun:stun.example.org:3478"].
+    stun: list[str] = field(default_factory=list)
+    #: TURN relays, e.g. ["turn:turn.example.org:3478"], with one shared login.
+    turn: list[str] = field(default_factory=list)
+    turn_username: str = ""
+    turn_credential: str = ""
+
+
+@dataclass(slots=True)
 class Operator:
     name: str
     password: str
@@ -143,6 +158,7 @@ class Config:
     log: LogSettings = field(default_factory=LogSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
+    direct: DirectSettings = field(default_factory=DirectSettings)
     operators: list[Operator] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -175,6 +191,7 @@ _SECTIONS: dict[str, type] = {
     "log": LogSettings,
     "store": StoreSettings,
     "history": HistorySettings,
+    "direct": DirectSettings,
 }
 
 
@@ -318,6 +335,11 @@ def _validate(cfg: Config) -> None:
     store_path(cfg)  # a url this build can't open is refused now, not at start
     if cfg.history.max_request < 1:
         raise ConfigError("history.max_request: must be at least 1")
+    if cfg.direct.offer_ttl < 1:
+        raise ConfigError("direct.offer_ttl: must be at least 1 second")
+    for url in cfg.direct.stun + cfg.direct.turn:
+        if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+            raise ConfigError(f"direct.stun/turn: {url!r} is not a stun: or turn: URL")
 
 
 def store_path(cfg: Config) -> Path | None:

@@ -249,6 +249,45 @@ class Overview:
     """Every room and everyone online, for an operator's admin view."""
 
 
+# Direct calls: the server introduces the two people and relays their
+# WebRTC signalling; the media goes straight between them.
+
+CallMedia = Literal["audio", "video"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallStart:
+    """Ring someone: ``audio``, or ``video`` (audio and video)."""
+
+    target: str
+    media: CallMedia = "audio"
+    tag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswer:
+    """The one being called accepts or declines."""
+
+    call: int
+    accept: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallSignal:
+    """A session description or ICE candidate for the other side, opaque to the server."""
+
+    call: int
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnd:
+    """Either side hangs up (or the caller gives up ringing)."""
+
+    call: int
+    reason: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class LeaveAll:
     """Leave every room (IRC's ``JOIN 0``)."""
@@ -364,6 +403,10 @@ Command = (
     | Broadcast
     | Shutdown
     | Overview
+    | CallStart
+    | CallAnswer
+    | CallSignal
+    | CallEnd
     | LeaveAll
     | FetchHistory
     | FetchTargets

@@ -167,6 +167,22 @@ class PasswordInvalid(ChatError):
 
 
 @dataclass(eq=True)
+class DirectOff(ChatError):
+    """The server's operators turned direct connections off."""
+
+
+@dataclass(eq=True)
+class CannotCall(ChatError):
+    name: str
+    reason: str
+
+
+@dataclass(eq=True)
+class NoSuchCall(ChatError):
+    call: int
+
+
+@dataclass(eq=True)
 class NoSuchAccount(ChatError):
     name: str
 

@@ -259,6 +259,31 @@ class OverviewReply:
     users: tuple[UserInfo, ...]
 
 
+CallState = Literal["ringing", "incoming", "accepted", "ended"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallUpdate:
+    """A call's state, to one side: ``ringing`` (to the caller), ``incoming`` (to
+    the one called), ``accepted``, or ``ended`` with the reason. ``peer`` is the other side."""
+
+    call: int
+    state: CallState
+    peer: UserRef
+    media: str
+    reason: str = ""
+    tag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallSignalled:
+    """The other side's session description or ICE candidate, passed on as it came."""
+
+    call: int
+    sender: UserRef
+    data: str
+
+
 @dataclass(frozen=True, slots=True)
 class Failed:
     """To the sender only: the command was refused and nothing changed."""
@@ -390,6 +415,8 @@ Event = (
     | Audit
     | ShutdownAsked
     | OverviewReply
+    | CallUpdate
+    | CallSignalled
     | Failed
     | Closing
     | HistoryWanted

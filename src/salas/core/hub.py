@@ -22,6 +22,8 @@ from salas.core.events import (
     Audit,
     AwayChanged,
     BanList,
+    CallSignalled,
+    CallUpdate,
     Closing,
     Delivery,
     Echoed,
@@ -57,7 +59,7 @@ from salas.core.events import (
     Welcome,
     WhoisReply,
 )
-from salas.core.model import Member, Room, RoomInfo, User, UserInfo, UserRef
+from salas.core.model import Call, Member, Room, RoomInfo, User, UserInfo, UserRef
 from salas.core.names import (
     NAME_MAX,
     SERVICE_NAMES,
@@ -86,6 +88,12 @@ MAX_TEXT_BYTES = 4000
 MAX_LIMIT = 100_000
 #: Bans a room may hold (IRC's MAXLIST=b:100): each is matched on every join.
 MAX_BANS = 100
+#: Calls one person may have open at once (each holds a little memory until it ends).
+MAX_CALLS = 4
+#: Longest piece of call signalling passed on (an SDP offer is a few KiB).
+MAX_SIGNAL = 16 * 1024
+#: The door of the web client: the only one that can take calls.
+CALL_DOORS = frozenset({"web"})
 #: The owner of rooms the admin console makes: they last until closed.
 SERVER_OWNER = "*"
 #: The session id changes made by the server itself carry (real sessions count from 1,
@@ -106,6 +114,10 @@ class HubSettings:
     history_on_join: int = 20
     #: Most messages one history request may return.
     history_max: int = 1000
+    #: Direct calls and file offers allowed ([direct] enabled).
+    direct: bool = True
+    #: Seconds a call may ring unanswered.
+    offer_ttl: float = 120.0
 
 
 #: Reads a room's latest stored messages: (room id, room name, how many).
@@ -149,6 +161,9 @@ class Hub:
         self._rng = random.Random(seed)
         self._msg_seq = 0
         self._room_seq = 0
+        #: Calls the server introduced and that have not ended, by id.
+        self.calls: dict[int, Call] = {}
+        self._call_seq = 0
         if loaded is not None:
             self._restore(loaded, now)
         self._handlers: dict[type, Callable[[User, Any, float, list[Delivery]], None]] = {
@@ -180,6 +195,10 @@ class Hub:
             c.Broadcast: self._broadcast,
             c.Shutdown: self._shutdown,
             c.Overview: self._overview,
+            c.CallStart: self._call_start,
+            c.CallAnswer: self._call_answer,
+            c.CallSignal: self._call_signal,
+            c.CallEnd: self._call_end,
             c.LeaveAll: self._leave_all,
             c.FetchHistory: self._fetch_history,
             c.FetchTargets: self._fetch_targets,
@@ -836,11 +855,16 @@ class Hub:
         if target is None:
             raise e.NoSuchUser(cmd.target)
         check_text(cmd.text)
-        if not self.store_ok:
+        # A CTCP request (DCC offers and the like) is for the other client, not for history.
+        ctcp = cmd.text.startswith("\x01")
+        if ctcp and not self.settings.direct and cmd.text[1:5].upper() == "DCC ":
+            raise e.DirectOff()
+        if not self.store_ok and not ctcp:
             raise e.StoreUnavailable()
         user.last_active = now
         msg = Private(self._next_id(), now, user.ref, target.ref, cmd.text, cmd.kind)
-        self.journal.append((0, msg))
+        if not ctcp:
+            self.journal.append((0, msg))
         if target is not user:
             out.append(Delivery((target.sid,), msg))
             if target.away and cmd.kind != "notice":
@@ -1060,6 +1084,8 @@ class Hub:
     ) -> None:
         for room in list(user.rooms.values()):
             self._part(user, room, now, out, kind, reason)
+        for call in [k for k in self.calls.values() if user.sid in (k.caller, k.callee)]:
+            self._end_call(call, f"{user.name} left", out, only=call.other(user.sid))
         del self.users[user.sid]
         del self.by_name[fold(user.name)]
 
@@ -1070,6 +1096,87 @@ class Hub:
         out: list[Delivery] = []
         if user is not None:
             self._remove_user(user, now, out, "quit", reason)
+        return out
+
+    # -- direct calls ------------------------------------------------------------
+    # The server introduces the two sides and passes on their signalling, only
+    # between the two people of a call the callee has accepted; media never
+    # comes here.
+
+    def _call_start(self, user: User, cmd: c.CallStart, now: float, out: list[Delivery]) -> None:
+        if not self.settings.direct:
+            raise e.DirectOff()
+        target = self.user_named(cmd.target)
+        if target is None:
+            raise e.NoSuchUser(cmd.target)
+        if target is user:
+            raise e.CannotCall(target.name, "that is you")
+        if target.door not in CALL_DOORS:
+            raise e.CannotCall(target.name, "they are not on the web client")
+        for party in (user, target):
+            if (
+                sum(1 for k in self.calls.values() if party.sid in (k.caller, k.callee))
+                >= MAX_CALLS
+            ):
+                raise e.CannotCall(target.name, "too many calls at once")
+        self._call_seq += 1
+        call = Call(self._call_seq, user.sid, target.sid, cmd.media, now)
+        self.calls[call.id] = call
+        user.last_active = now
+        out.append(
+            Delivery(
+                (user.sid,), CallUpdate(call.id, "ringing", target.ref, call.media, tag=cmd.tag)
+            )
+        )
+        out.append(Delivery((target.sid,), CallUpdate(call.id, "incoming", user.ref, call.media)))
+
+    def _own_call(self, user: User, call_id: int) -> Call:
+        call = self.calls.get(call_id)
+        if call is None or user.sid not in (call.caller, call.callee):
+            raise e.NoSuchCall(call_id)
+        return call
+
+    def _call_answer(self, user: User, cmd: c.CallAnswer, now: float, out: list[Delivery]) -> None:
+        call = self._own_call(user, cmd.call)
+        if user.sid != call.callee or call.accepted:
+            raise e.NoSuchCall(cmd.call)
+        if not cmd.accept:
+            self._end_call(call, f"{user.name} declined", out)
+            return
+        call.accepted = True
+        caller = self.users[call.caller]
+        out.append(Delivery((caller.sid,), CallUpdate(call.id, "accepted", user.ref, call.media)))
+        out.append(Delivery((user.sid,), CallUpdate(call.id, "accepted", caller.ref, call.media)))
+
+    def _call_signal(self, user: User, cmd: c.CallSignal, now: float, out: list[Delivery]) -> None:
+        call = self._own_call(user, cmd.call)
+        if not call.accepted:
+            raise e.NoSuchCall(cmd.call)  # nothing goes to someone who has not said yes
+        if len(cmd.data) > MAX_SIGNAL:
+            raise e.TextInvalid(f"call signalling longer than {MAX_SIGNAL} characters")
+        out.append(Delivery((call.other(user.sid),), CallSignalled(call.id, user.ref, cmd.data)))
+
+    def _call_end(self, user: User, cmd: c.CallEnd, now: float, out: list[Delivery]) -> None:
+        call = self._own_call(user, cmd.call)
+        reason = cmd.reason.strip()[:200] or f"{user.name} hung up"
+        self._end_call(call, reason, out)
+
+    def _end_call(
+        self, call: Call, reason: str, out: list[Delivery], only: int | None = None
+    ) -> None:
+        del self.calls[call.id]
+        for sid in (call.caller, call.callee):
+            if only is not None and sid != only:
+                continue
+            peer = self.users[call.other(sid)]
+            out.append(Delivery((sid,), CallUpdate(call.id, "ended", peer.ref, call.media, reason)))
+
+    def expire_calls(self, now: float) -> list[Delivery]:
+        """Calls that rang longer than the offer TTL end with "no answer"."""
+        out: list[Delivery] = []
+        ttl = self.settings.offer_ttl
+        for call in [k for k in self.calls.values() if not k.accepted and now - k.started >= ttl]:
+            self._end_call(call, "no answer", out)
         return out
 
     def shutdown(self, reason: str) -> list[Delivery]:

@@ -126,6 +126,21 @@ class Room:
         return flags
 
 
+@dataclass(eq=False, slots=True)
+class Call:
+    """A direct call the server introduced: ringing until the callee answers."""
+
+    id: int
+    caller: int
+    callee: int
+    media: str
+    started: float
+    accepted: bool = False
+
+    def other(self, sid: int) -> int:
+        return self.callee if sid == self.caller else self.caller
+
+
 @dataclass(frozen=True, slots=True)
 class RoomInfo:
     """A room as listings show it."""

@@ -741,6 +741,8 @@ class Server:
     def _sweep(self) -> None:
         """Every connection's timers in one pass: registration deadlines and door ticks.
         One timer for the server, not one per connection (memory, and wakeups)."""
+        if self.hub.calls:
+            self.deliver(self.hub.expire_calls(time.time()))
         now = time.monotonic()
         users = self.hub.users
         for sid, deadline in list(self.unnamed.items()):

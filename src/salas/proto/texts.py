@@ -70,6 +70,12 @@ def error_text(err: e.ChatError) -> str:
             return f"{n} is already registered"
         case e.PasswordInvalid(reason=why):
             return f"That password won't do: {why}"
+        case e.DirectOff():
+            return "Direct connections (calls and file transfers) are turned off on this server"
+        case e.CannotCall(name=n, reason=why):
+            return f"You can't call {n}: {why}"
+        case e.NoSuchCall(call=n):
+            return f"There is no call {n} for you to answer or signal"
         case e.NoSuchAccount(name=n):
             return f"There is no account named {n}"
         case e.NotLoggedIn():
