@@ -14,6 +14,7 @@ from salas.proto.cs168 import Cs168Door
 from salas.proto.http import HttpDoor, Site
 from salas.proto.irc.door import IrcDoor, IrcInfo
 from salas.proto.line import LineDoor
+from salas.proto.webjson import CallSettings, ice_servers
 
 
 def door_factories(config: Config, started: float | None = None) -> dict[str, DoorFactory]:
@@ -31,6 +32,15 @@ def door_factories(config: Config, started: float | None = None) -> dict[str, Do
         history_max=config.history.max_request,
     )
     http = config.http
+    direct = config.direct
+    calls = CallSettings(
+        direct=direct.enabled,
+        ice_servers=ice_servers(
+            direct.stun, direct.turn, direct.turn_username, direct.turn_credential
+        )
+        if direct.enabled
+        else (),
+    )
     return {
         "line": LineDoor,
         "cs168": Cs168Door,
@@ -40,6 +50,7 @@ def door_factories(config: Config, started: float | None = None) -> dict[str, Do
             site=load_site(),
             ping_interval=http.ping_interval,
             ping_timeout=http.ping_timeout,
+            calls=calls,
         ),
     }
 

@@ -51,7 +51,7 @@ from salas.core import commands as c
 from salas.core.events import Closing, Event, Message
 from salas.proto.door import INTRODUCED, Input
 from salas.proto.line import LineDoor
-from salas.proto.webjson import WebJson
+from salas.proto.webjson import CallSettings, WebJson
 
 #: The library logs every handshake at INFO: only its warnings and errors reach ours.
 _WS_LOG = logging.getLogger("salas.websocket")
@@ -248,6 +248,7 @@ class HttpDoor:
         "_proto",
         "_reason",
         "_ws",
+        "calls",
         "host",
         "ping_interval",
         "ping_timeout",
@@ -266,8 +267,11 @@ class HttpDoor:
         site: Site | None = None,
         ping_interval: float = 30.0,
         ping_timeout: float = 30.0,
+        calls: CallSettings | None = None,
     ) -> None:
         self.sid = sid
+        #: What the JSON protocol's welcome says about calls ([direct]).
+        self.calls = calls
         self.host = host
         self.port = port
         self.site = site if site is not None else Site()
@@ -445,7 +449,7 @@ class HttpDoor:
         elif path == JSON_PATH:
             self._mode = self._proto = JSON
             self.variant = JSON_VARIANT
-            self._json = WebJson(self.sid, self.host, self.port, text_frame)
+            self._json = WebJson(self.sid, self.host, self.port, text_frame, self.calls)
         else:
             self._mode = self._proto = ECHO
             out.append(INTRODUCED)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from salas.core import commands as c
 from salas.core import errors as e
@@ -32,6 +32,8 @@ from salas.core.events import (
     AccountChanged,
     AccountRegistered,
     AwayChanged,
+    CallSignalled,
+    CallUpdate,
     Closing,
     Echoed,
     Event,
@@ -58,7 +60,7 @@ from salas.core.events import (
     UserList,
     Welcome,
 )
-from salas.core.hub import MAX_LIMIT
+from salas.core.hub import MAX_LIMIT, MAX_SIGNAL
 from salas.core.model import RoomInfo, UserInfo
 from salas.proto.door import Deferred, Input
 from salas.proto.texts import error_text
@@ -226,6 +228,48 @@ def _who(obj: Obj) -> c.ListUsers:
     return c.ListUsers(everyone=True) if room is None else c.ListUsers(room)
 
 
+def _call_id(obj: Obj) -> int:
+    value = obj.get("call")
+    if type(value) is not int or not 1 <= value <= MAX_ID_NUMBER:
+        raise BadRequest("bad_request", "call must be a call's id (a whole number)")
+    return value
+
+
+def _media(obj: Obj) -> Literal["audio", "video"]:
+    value = obj.get("media", "audio")
+    if value == "audio":
+        return "audio"
+    if value == "video":
+        return "video"
+    raise BadRequest("bad_request", "media must be audio or video")
+
+
+def _call(obj: Obj, tag: str) -> c.CallStart:
+    return c.CallStart(_str(obj, "to"), _media(obj), tag=tag)
+
+
+def _call_answer(obj: Obj) -> c.CallAnswer:
+    if type(obj.get("accept")) is not bool:
+        raise BadRequest("bad_request", "accept must be true or false")
+    return c.CallAnswer(_call_id(obj), obj["accept"])
+
+
+def _call_signal(obj: Obj) -> c.CallSignal:
+    """``data`` is any JSON (a session description, an ICE candidate): passed on
+    compactly serialised, opaque to the hub, and read back for the other side."""
+    call = _call_id(obj)
+    if obj.get("data") is None:
+        raise BadRequest("bad_request", "data is missing (any JSON but null)")
+    try:
+        data = json.dumps(obj["data"], ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (ValueError, RecursionError):
+        raise BadRequest("bad_request", "data must be plain JSON (no NaN or Infinity)") from None
+    data = _text(data, "data")
+    if len(data.encode()) > MAX_SIGNAL:
+        raise BadRequest("too_long", f"data is over {MAX_SIGNAL // 1024} KiB once serialised")
+    return c.CallSignal(call, data)
+
+
 def _create(obj: Obj) -> c.Create:
     return c.Create(
         _room(_str(obj, "room")),
@@ -266,6 +310,11 @@ REQUESTS: dict[str, Callable[[Obj, str], Built]] = {
     "broadcast": lambda o, t: c.Broadcast(_str(o, "text")),
     "shutdown": lambda o, t: c.Shutdown(_opt_str(o, "reason") or ""),
     "overview": lambda o, t: c.Overview(),
+    # Direct calls: the server relays only the signalling, between the two sides.
+    "call": _call,
+    "call_answer": lambda o, t: _call_answer(o),
+    "call_signal": lambda o, t: _call_signal(o),
+    "call_end": lambda o, t: c.CallEnd(_call_id(o), _opt_str(o, "reason") or ""),
 }
 
 #: Events that answer an account command (checked off the loop, answered later).
@@ -286,6 +335,45 @@ def _untag(tag: str) -> RequestId | None:
     return value if isinstance(value, str | int) else None
 
 
+# -- calls --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettings:
+    """What ``welcome`` tells the browser about calls (``[direct]`` in the configuration)."""
+
+    #: Calls allowed on this server.
+    direct: bool = True
+    #: ``RTCIceServer`` dictionaries for ``new RTCPeerConnection({iceServers})``.
+    ice_servers: tuple[Obj, ...] = ()
+
+
+def ice_servers(
+    stun: list[str], turn: list[str], username: str = "", credential: str = ""
+) -> tuple[Obj, ...]:
+    """The ``[direct]`` STUN and TURN URLs as ``RTCIceServer`` dictionaries: one
+    for the STUN servers, one for the TURN relays with their shared login."""
+    found: list[Obj] = []
+    if stun:
+        found.append({"urls": list(stun)})
+    if turn:
+        relay: Obj = {"urls": list(turn)}
+        if username:
+            relay["username"] = username
+        if credential:
+            relay["credential"] = credential
+        found.append(relay)
+    return tuple(found)
+
+
+def _signal_data(data: str) -> Any:
+    """Call signalling as it was sent (this codec serialised it); anything else as a string."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return data
+
+
 # -- the codec ------------------------------------------------------------------------
 
 
@@ -293,6 +381,7 @@ class WebJson:
     """One ``/ws`` connection's side of the JSON protocol."""
 
     __slots__ = (
+        "_calls",
         "_frame",
         "_late",
         "_re",
@@ -306,9 +395,15 @@ class WebJson:
     )
 
     def __init__(
-        self, sid: int, host: str, port: int, frame: Callable[[bytes], bytes] = _jsonline
+        self,
+        sid: int,
+        host: str,
+        port: int,
+        frame: Callable[[bytes], bytes] = _jsonline,
+        calls: CallSettings | None = None,
     ) -> None:
         self.sid = sid
+        self._calls = calls if calls is not None else CallSettings()
         self.host = host
         self.port = port
         self._frame = frame
@@ -473,9 +568,11 @@ class WebJson:
         ):
             self._late = None
             return self._send(msg, late)
-        if t is HistoryReply:
+        if t is HistoryReply or t is CallUpdate:
             tagged = _untag(ev.tag)  # type: ignore[union-attr]
             if tagged is not None:
+                if tagged == self._re:
+                    self._re_used = True  # the ringing answers the call request: no "ok"
                 return self._send(msg, tagged)
         return self._out(msg)
 
@@ -515,6 +612,8 @@ class WebJson:
                     "online": n,
                     "rooms": rooms,
                     "lobby": lobby,
+                    "direct": self._calls.direct,
+                    "ice_servers": [dict(i) for i in self._calls.ice_servers],
                 }
             case Renamed(old=o, new=n):
                 if n.sid == me:
@@ -594,6 +693,18 @@ class WebJson:
                     "by": by.name,
                     "changes": [{"add": ch.add, "mode": ch.mode, "arg": ch.arg} for ch in changes],
                 }
+            case CallUpdate(call=n, state=state, peer=p, media=media, reason=why):
+                return {
+                    "type": "call",
+                    "call": n,
+                    "state": state,
+                    "peer": p.name,
+                    "media": media,
+                    "reason": why,
+                }
+            case CallSignalled(call=n, sender=p, data=data):
+                data_ = _signal_data(data)
+                return {"type": "call_signal", "call": n, "from": p.name, "data": data_}
             case OperGranted():
                 return {"type": "oper"}
             case OperRevoked():
