@@ -24,6 +24,12 @@
     broadcastForm: $("broadcast-form"), broadcastText: $("broadcast-text"),
     confirm: $("confirm"), confirmForm: $("confirm-form"), confirmTitle: $("confirm-title"), confirmText: $("confirm-text"),
     confirmReason: $("confirm-reason"), confirmGo: $("confirm-go"), confirmCancel: $("confirm-cancel"),
+    pmAudio: $("pm-audio"), pmVideo: $("pm-video"),
+    incoming: $("incoming"), incomingTitle: $("incoming-title"), incomingText: $("incoming-text"),
+    incomingAccept: $("incoming-accept"), incomingDecline: $("incoming-decline"),
+    call: $("call"), callTitle: $("call-title"), callState: $("call-state"), callNote: $("call-note"),
+    callAnnounce: $("call-announce"), remoteVideo: $("remote-video"), localVideo: $("local-video"),
+    callMute: $("call-mute"), callCamera: $("call-camera"), callHangup: $("call-hangup"), callClose: $("call-close"),
   };
   const PAGE = 50; // messages asked for when scrolling back
   const DELAYS = [500, 1000, 2000, 3000, 5000, 8000, 10000]; // reconnect back-off (ms)
@@ -48,6 +54,8 @@
     // how to become one again after a reconnect (operCreds), the admin view open (admin).
     oper: false, operLive: false, operCreds: null, operTimer: 0,
     admin: false, adminTimer: 0, confirm: null,
+    // Calls: allowed on this server (direct), the ICE servers it gives, the call in view.
+    direct: true, ice: [], call: null,
   };
 
   // -- small helpers ----------------------------------------------------------------
@@ -132,6 +140,7 @@
 
   function dropped() {
     S.ws = null;
+    endCallHere("the connection to the server was lost");
     S.ready = false;
     for (const v of S.views.values()) if (v.kind === "room") v.joined = false;
     if (S.signedOut) return;
@@ -197,6 +206,7 @@
   }
 
   function signOut(error) {
+    endCallHere("you logged out");
     clearInterval(S.renick);
     S.wantName = null;
     S.signedOut = true;
@@ -273,6 +283,8 @@
         addEvent(activeView(), "You are no longer a server operator.", "notice");
         break;
       case "overview": if (S.oper) renderAdmin(m); break;
+      case "call": onCall(m); break;
+      case "call_signal": onSignal(m); break;
       case "error": onError(m, meta); break;
       case "closing": S.closing = m; break;
       case "ok": if (m.re !== undefined) S.pending.delete(m.re); break;
@@ -284,6 +296,9 @@
     S.name = m.name;
     S.account = m.account;
     if (typeof m.lobby === "string" && m.lobby) S.lobby = m.lobby;
+    S.direct = m.direct !== false;
+    S.ice = Array.isArray(m.ice_servers) ? m.ice_servers.filter((x) => x && typeof x === "object") : [];
+    body.classList.toggle("no-direct", !S.direct);
     if (S.mode === "login") {
       send({ type: "login", name: S.loginName, password: S.password }, { what: "login" });
     } else if (S.mode === "register") {
@@ -345,6 +360,8 @@
       return;
     }
     if (what === "oper") { showAlert(`Could not become a server operator: ${m.text}`); return; }
+    if (what === "call" || what === "call_answer") { callRefused(meta, m.text); return; }
+    if (what === "call_signal" || what === "call_end") return; // a call that has ended already
     if (what === "admin" && S.admin) { ui.adminError.textContent = m.text; return; }
     if ((what === "say" || what === "msg") && meta.text && !ui.message.value) {
       ui.message.value = meta.text; // not sent: give the text back
@@ -503,6 +520,7 @@
         roomChanged(v);
       }
     }
+    if (S.call && low(S.call.peer) === low(m.old)) { S.call.peer = m.new; renderCall(); }
     const conv = S.views.get(`@${low(m.old)}`);
     if (conv && !S.views.has(`@${low(m.new)}`)) {
       S.views.delete(conv.key);
@@ -682,6 +700,8 @@
       ui.messageLabel.textContent = `Message to ${v.name}`;
     } else {
       ui.title.textContent = v.name;
+      ui.pmAudio.setAttribute("aria-label", `Audio call with ${v.name}`);
+      ui.pmVideo.setAttribute("aria-label", `Video call with ${v.name}`);
       ui.topic.textContent = "Private conversation";
       ui.count.textContent = "";
       ui.messageLabel.textContent = `Message to ${v.name}`;
@@ -717,7 +737,7 @@
         b.type = "button";
         b.setAttribute("aria-label", `${p.name}: write privately`);
         b.addEventListener("click", () => openConversation(p.name));
-        li.append(b);
+        li.append(b, callButton(p.name, "audio"), callButton(p.name, "video"));
       }
       if (tags.length) li.append(el("span", "tag", `(${tags.join(", ")})`));
       ui.members.append(li);
@@ -1192,6 +1212,331 @@
     ui.confirmReason.focus();
   }
 
+  // -- calls: audio and video straight between two browsers (WebRTC) ----------------------------
+  // The server rings the other side and passes on the signalling (offer, answer,
+  // ICE candidates); the media never goes through it. The caller makes the offer
+  // once the call is accepted; candidates trickle over call_signal.
+
+  const CONNECT_MS = 20000; // a call not connected this long after accepting gives up
+
+  const live = (c) => !!c && !c.ended;
+
+  function callButton(name, media) {
+    const b = el("button", "secondary call-btn direct-only", media === "video" ? "Video" : "Audio");
+    b.type = "button";
+    b.setAttribute("aria-label", `${media === "video" ? "Video" : "Audio"} call with ${name}`);
+    b.addEventListener("click", () => startCall(name, media));
+    return b;
+  }
+
+  function newCall(peer, media, role, id) {
+    return {
+      id, peer, media, role, state: role === "caller" ? "calling" : "incoming", ended: false,
+      pc: null, local: null, localReady: Promise.resolve(null), remote: null,
+      chain: Promise.resolve(), cands: [], timer: 0, hangUp: false,
+      note: "", endText: "", signalsIn: 0, signalsOut: 0, lastSignals: [],
+    };
+  }
+
+  function startCall(name, media) {
+    if (!S.direct) { showAlert("Calls are turned off on this server."); return; }
+    if (!S.ready) { showAlert("Not connected yet."); return; }
+    if (low(name) === low(S.name)) { showAlert("You can't call yourself."); return; }
+    if (live(S.call)) { showAlert("You are in a call already: hang up first."); return; }
+    const c = newCall(name, media, "caller", null);
+    S.call = c;
+    ui.incoming.hidden = true;
+    renderCall();
+    closeDrawer(false);
+    ui.callHangup.focus();
+    c.localReady = getMedia(c);
+    send({ type: "call", to: name, media }, { what: "call", call: c });
+  }
+
+  // The camera and microphone; refused or missing, the call goes on with what
+  // there is (audio only, or receiving only) and says so.
+  async function getMedia(c) {
+    const md = navigator.mediaDevices;
+    let why = "";
+    if (md && md.getUserMedia) {
+      try {
+        return showLocal(c, await md.getUserMedia({ audio: true, video: c.media === "video" }));
+      } catch (err) {
+        why = err && err.message ? err.message : String(err && err.name);
+      }
+      if (c.media === "video" && !c.ended) {
+        try {
+          const audio = await md.getUserMedia({ audio: true });
+          mediaNote(c, `Camera or microphone not available: ${why}. Going on with sound only.`);
+          return showLocal(c, audio);
+        } catch (err) { /* no microphone either */ }
+      }
+    } else {
+      why = "this browser gives no access to them here (the page must be on HTTPS or this computer)";
+    }
+    mediaNote(c, `Camera or microphone not available: ${why}. You can still hear${c.media === "video" ? " and see" : ""} ${c.peer}; they can't hear you.`);
+    return null;
+  }
+
+  function showLocal(c, stream) {
+    if (c.ended) { for (const t of stream.getTracks()) t.stop(); return null; }
+    c.local = stream;
+    renderCall();
+    return stream;
+  }
+
+  function mediaNote(c, text) {
+    c.note = text;
+    if (S.call === c) renderCall();
+  }
+
+  function onCall(m) {
+    const c = S.call;
+    const mine = c && c.id === m.call ? c : null;
+    switch (m.state) {
+      case "ringing": {
+        const meta = m.re !== undefined ? S.pending.get(m.re) : undefined;
+        if (meta) S.pending.delete(m.re);
+        const ours = meta && meta.call;
+        if (!ours || ours.id !== null) return;
+        ours.id = m.call;
+        if (ours.ended || ours.hangUp) { send({ type: "call_end", call: m.call }, { what: "call_end" }); return; }
+        ours.state = "ringing";
+        if (S.call === ours) renderCall();
+        return;
+      }
+      case "incoming":
+        if (live(c)) {
+          send({ type: "call_end", call: m.call, reason: `${S.name} is in another call` }, { what: "call_end" });
+          return;
+        }
+        S.call = newCall(m.peer, m.media === "video" ? "video" : "audio", "callee", m.call);
+        renderCall();
+        ui.callAnnounce.textContent = `${m.peer} is calling you (${m.media === "video" ? "video" : "audio"} call). Accept or Decline at the top of the page.`;
+        return;
+      case "accepted":
+        if (!live(mine)) return;
+        mine.state = "connecting";
+        renderCall();
+        clearTimeout(mine.timer);
+        mine.timer = setTimeout(() => {
+          if (live(mine) && mine.state !== "connected") fail(mine, `no connection within ${CONNECT_MS / 1000} seconds (a TURN server may be needed between you)`);
+        }, CONNECT_MS);
+        queue(mine, async () => {
+          await mine.localReady;
+          if (mine.ended) return;
+          makePeer(mine);
+          if (mine.role === "caller") {
+            await mine.pc.setLocalDescription(await mine.pc.createOffer());
+            signal(mine, { sdp: mine.pc.localDescription });
+          }
+        });
+        return;
+      case "ended":
+        if (!mine || mine.ended) return;
+        finish(mine, `Call ended: ${m.reason || "hung up"}`);
+        return;
+      default:
+    }
+  }
+
+  // Everything done to a call's connection, one at a time and in order.
+  function queue(c, step) {
+    c.chain = c.chain.then(step).catch((err) => {
+      if (live(c)) fail(c, err && err.message ? err.message : String(err));
+    });
+  }
+
+  function signal(c, data) {
+    if (!live(c) || c.id === null) return;
+    c.signalsOut += 1;
+    send({ type: "call_signal", call: c.id, data }, { what: "call_signal" });
+  }
+
+  function onSignal(m) {
+    const c = S.call;
+    if (!live(c) || c.id !== m.call || !m.data || typeof m.data !== "object") return;
+    c.signalsIn += 1;
+    c.lastSignals.push(JSON.stringify(m.data).slice(0, 200));
+    if (c.lastSignals.length > 30) c.lastSignals.shift();
+    const data = m.data;
+    queue(c, async () => {
+      const pc = c.pc;
+      if (!pc || c.ended) return;
+      if (data.sdp && typeof data.sdp === "object") {
+        await pc.setRemoteDescription(data.sdp);
+        for (const cand of c.cands.splice(0)) await pc.addIceCandidate(cand);
+        if (data.sdp.type === "offer") {
+          await pc.setLocalDescription(await pc.createAnswer());
+          signal(c, { sdp: pc.localDescription });
+        }
+      } else if (data.cand && typeof data.cand === "object") {
+        if (pc.remoteDescription) await pc.addIceCandidate(data.cand);
+        else c.cands.push(data.cand);
+      }
+    });
+  }
+
+  function makePeer(c) {
+    const pc = new RTCPeerConnection({ iceServers: S.ice });
+    c.pc = pc;
+    c.remote = new MediaStream();
+    ui.remoteVideo.srcObject = c.remote;
+    const have = new Set();
+    if (c.local) for (const t of c.local.getTracks()) { pc.addTrack(t, c.local); have.add(t.kind); }
+    if (c.role === "caller") {
+      // What we can't send we still want to receive.
+      for (const kind of c.media === "video" ? ["audio", "video"] : ["audio"]) {
+        if (!have.has(kind)) pc.addTransceiver(kind, { direction: "recvonly" });
+      }
+    }
+    pc.addEventListener("icecandidate", (e) => { if (e.candidate) signal(c, { cand: e.candidate.toJSON() }); });
+    pc.addEventListener("track", (e) => {
+      if (!c.remote.getTracks().includes(e.track)) c.remote.addTrack(e.track);
+      if (S.call === c) { ui.remoteVideo.srcObject = c.remote; ui.remoteVideo.play().catch(() => {}); }
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      if (!live(c) || c.pc !== pc) return;
+      const st = pc.connectionState;
+      if (st === "connected") { c.state = "connected"; clearTimeout(c.timer); renderCall(); }
+      else if (st === "disconnected" && c.state === "connected") { c.state = "interrupted"; renderCall(); }
+      else if (st === "failed") fail(c, "the two browsers could not reach each other (a TURN server may be needed between you)");
+    });
+  }
+
+  function fail(c, why) {
+    const text = `Could not connect: ${why}`;
+    if (c.id !== null) send({ type: "call_end", call: c.id, reason: text }, { what: "call_end" });
+    finish(c, text);
+  }
+
+  function finish(c, text) {
+    c.ended = true;
+    c.state = "ended";
+    c.endText = text;
+    clearTimeout(c.timer);
+    if (c.pc) { try { c.pc.close(); } catch (err) { /* closed */ } }
+    if (c.local) for (const t of c.local.getTracks()) t.stop();
+    if (S.call === c) {
+      ui.remoteVideo.srcObject = null;
+      ui.localVideo.srcObject = null;
+      const refocus = ui.incoming.contains(document.activeElement) || ui.call.contains(document.activeElement);
+      renderCall();
+      if (refocus) ui.callClose.focus();
+    }
+    const conv = S.views.get(`@${low(c.peer)}`);
+    if (conv) addEvent(conv, `${c.media === "video" ? "Video" : "Audio"} call with ${c.peer}: ${text}`, "notice");
+  }
+
+  // The page can't go on with the call (the connection dropped, logging out).
+  function endCallHere(why) {
+    const c = S.call;
+    if (live(c)) finish(c, `Call ended: ${why}`);
+  }
+
+  function callRefused(meta, text) {
+    const c = meta && meta.call;
+    if (live(c)) finish(c, c.role === "caller" && c.id === null ? `Could not call ${c.peer}: ${text}` : `Call ended: ${text}`);
+  }
+
+  function hangUp() {
+    const c = S.call;
+    if (!live(c)) return;
+    if (c.id === null) c.hangUp = true; // the ringing comes back and is ended then
+    else send({ type: "call_end", call: c.id }, { what: "call_end" });
+    finish(c, "Call ended: you hung up");
+  }
+
+  async function accept() {
+    const c = S.call;
+    if (!live(c) || c.state !== "incoming") return;
+    c.state = "answering";
+    renderCall();
+    ui.callHangup.focus();
+    c.localReady = getMedia(c);
+    await c.localReady;
+    if (!live(c)) return;
+    send({ type: "call_answer", call: c.id, accept: true }, { what: "call_answer", call: c });
+  }
+
+  function decline() {
+    const c = S.call;
+    if (!live(c) || c.state !== "incoming") return;
+    send({ type: "call_answer", call: c.id, accept: false }, { what: "call_answer", call: c });
+    finish(c, "Call ended: you declined");
+  }
+
+  function closeCall() {
+    if (live(S.call)) return;
+    S.call = null;
+    renderCall();
+    ui.message.focus();
+  }
+
+  const STATE_TEXT = {
+    calling: (c) => `Calling ${c.peer}…`,
+    ringing: (c) => `Ringing ${c.peer}…`,
+    answering: () => "Answering…",
+    connecting: () => "Connecting…",
+    connected: () => "Connected",
+    interrupted: () => "Connection interrupted: trying to get it back…",
+  };
+
+  function renderCall() {
+    const c = S.call;
+    ui.incoming.hidden = !(c && c.state === "incoming" && !c.ended);
+    ui.call.hidden = !c || !ui.incoming.hidden;
+    if (!c) { ui.callAnnounce.textContent = ""; return; }
+    const kind = c.media === "video" ? "Video" : "Audio";
+    if (!ui.incoming.hidden) {
+      ui.incomingTitle.textContent = `Incoming ${kind.toLowerCase()} call`;
+      ui.incomingText.textContent = `${c.peer} is calling you.`;
+      ui.incomingAccept.setAttribute("aria-label", `Accept the ${kind.toLowerCase()} call from ${c.peer}`);
+      ui.incomingDecline.setAttribute("aria-label", `Decline the call from ${c.peer}`);
+      return;
+    }
+    ui.callAnnounce.textContent = "";
+    ui.callTitle.textContent = `${kind} call with ${c.peer}`;
+    ui.callState.textContent = c.ended ? c.endText : STATE_TEXT[c.state](c);
+    ui.call.dataset.state = c.state;
+    ui.callNote.textContent = c.note;
+    const video = c.media === "video";
+    ui.remoteVideo.hidden = !video || c.ended;
+    ui.remoteVideo.setAttribute("aria-label", `Video from ${c.peer}`);
+    const cam = c.local && c.local.getVideoTracks()[0];
+    const mic = c.local && c.local.getAudioTracks()[0];
+    ui.localVideo.hidden = !cam || c.ended;
+    if (cam && ui.localVideo.srcObject !== c.local) ui.localVideo.srcObject = c.local;
+    ui.callMute.hidden = !mic || c.ended;
+    ui.callCamera.hidden = !cam || c.ended;
+    if (mic) { ui.callMute.setAttribute("aria-pressed", String(!mic.enabled)); }
+    if (cam) { ui.callCamera.setAttribute("aria-pressed", String(!cam.enabled)); }
+    ui.callHangup.hidden = c.ended;
+    ui.callClose.hidden = !c.ended;
+  }
+
+  function toggleTrack(kind) {
+    const c = S.call;
+    const t = live(c) && c.local && (kind === "audio" ? c.local.getAudioTracks() : c.local.getVideoTracks())[0];
+    if (!t) return;
+    t.enabled = !t.enabled;
+    renderCall();
+  }
+
+  // For tests and the curious: the call in view, as plain data.
+  Object.defineProperty(window, "salasCall", {
+    get: () => {
+      const c = S.call;
+      if (!c) return null;
+      return {
+        id: c.id, peer: c.peer, media: c.media, role: c.role, state: c.state, ended: c.ended,
+        endText: c.endText, note: c.note, connectionState: c.pc ? c.pc.connectionState : null,
+        signalsIn: c.signalsIn, signalsOut: c.signalsOut, lastSignals: c.lastSignals.slice(),
+        remoteWidth: ui.remoteVideo.videoWidth, localTracks: c.local ? c.local.getTracks().map((t) => t.kind) : [],
+      };
+    },
+  });
+
   // -- the drawer (narrow screens) -------------------------------------------------------------
 
   function openDrawer() {
@@ -1314,6 +1659,15 @@
     S.confirm = null;
     if (what && S.admin) focusKey(what.key);
   });
+
+  ui.pmAudio.addEventListener("click", () => { const v = activeView(); if (v && v.kind === "pm") startCall(v.name, "audio"); });
+  ui.pmVideo.addEventListener("click", () => { const v = activeView(); if (v && v.kind === "pm") startCall(v.name, "video"); });
+  ui.incomingAccept.addEventListener("click", accept);
+  ui.incomingDecline.addEventListener("click", decline);
+  ui.callHangup.addEventListener("click", hangUp);
+  ui.callClose.addEventListener("click", closeCall);
+  ui.callMute.addEventListener("click", () => toggleTrack("audio"));
+  ui.callCamera.addEventListener("click", () => toggleTrack("video"));
 
   ui.menu.addEventListener("click", () => {
     if (body.classList.contains("drawer-open")) closeDrawer(true);
