@@ -429,6 +429,41 @@ async def test_calling_someone_who_cannot_be_called_says_why(
     )
 
 
+#: Pages whose peer connections may use relays only, and there are none: a
+#: call that can never connect (and gathers no address at all). The page gives
+#: up after 2 s instead of 20.
+NO_PATH = """
+window.salasConnectMs = 2000;
+const Real = window.RTCPeerConnection;
+window.RTCPeerConnection = function (config) {
+  return new Real({...(config || {}), iceTransportPolicy: 'relay'});
+};
+"""
+
+
+@in_loop
+async def test_a_call_that_cannot_connect_says_so_on_both_sides(
+    srv: RunningServer, open_page: Open
+) -> None:
+    ann, bea = await open_page(), await open_page()
+    for page in (ann, bea):
+        await page.context.add_init_script(NO_PATH)
+    await enter(ann, srv, "nat")
+    await enter(bea, srv, "ned")
+    await call_button(ann, "Audio", "ned").click()
+    await bea.locator("#incoming-accept").click()
+    for page in (ann, bea):
+        await expect(page.locator("#call-state")).to_contain_text(
+            "Could not connect: no connection within 2 seconds"
+        )
+    texts = [await p.locator("#call-state").text_content() for p in (ann, bea)]
+    print("could not connect:", texts)
+    # Whichever side gave up first told the other why; neither is left hanging.
+    assert all(t and "Could not connect" in t for t in texts), texts
+    for page in (ann, bea):
+        await expect(page.locator("#call-hangup")).to_be_hidden()
+
+
 # -- calls turned off -----------------------------------------------------------------
 
 

@@ -1217,7 +1217,8 @@
   // ICE candidates); the media never goes through it. The caller makes the offer
   // once the call is accepted; candidates trickle over call_signal.
 
-  const CONNECT_MS = 20000; // a call not connected this long after accepting gives up
+  // A call not connected this long after accepting gives up (tests may shorten it).
+  const CONNECT_MS = Number(window.salasConnectMs) > 0 ? Number(window.salasConnectMs) : 20000;
 
   const live = (c) => !!c && !c.ended;
 
