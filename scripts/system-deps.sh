@@ -8,6 +8,10 @@ command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v irssi >/dev/null 2>&1 || need+=(irssi)
 # The web client's tests drive Debian's Chromium through Playwright (no browser download).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The web call test runs in a loopback-only network namespace (unshare, ip) and
+# reads the server's socket byte counts (ss).
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+{ command -v ip >/dev/null 2>&1 && command -v ss >/dev/null 2>&1; } || need+=(iproute2)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "salas: installing Debian packages: ${need[*]}" >&2
