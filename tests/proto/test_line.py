@@ -32,14 +32,17 @@ from salas.core.events import (
     TopicIs,
     UserList,
     Welcome,
+    WhoisReply,
 )
 from salas.core.hub import Hub
 from salas.core.model import Member, RoomInfo, UserInfo, UserRef
 from salas.proto.door import Input
 from salas.proto.line import (
     COMMANDS,
+    DCC_FROM_RE,
     MAX_LINE,
     WELCOME_RE,
+    WHOIS_RE,
     YOU_JOINED_RE,
     YOU_LEFT_RE,
     YOU_RENAMED_RE,
@@ -124,6 +127,9 @@ PARSE_CASES: list[tuple[bytes, Input | None]] = [
     (b"/notice hi all", c.Say(None, "hi all", "notice")),
     (b"/notice", usage("notice")),
     (b"/echo ping  pong", c.Echo("ping  pong")),
+    (b"/whois bob", c.Whois("bob")),
+    (b"/ctcp bob DCC CHAT chat 1 2", c.Tell("bob", "\x01DCC CHAT chat 1 2\x01")),
+    (b"/ctcp bob", usage("ctcp")),
     (b"/echo", usage("echo")),
     (b"/topic", c.Topic(None, None)),
     (b"/topic exams on friday", c.Topic(None, "exams on friday")),
@@ -610,3 +616,42 @@ def test_render_account_answers(door: LineDoor) -> None:
         b"> The name ann is now your account: /login ann PASSWORD next time\n"
     )
     assert door.render(PasswordChanged("ann")) == b"> Your password was changed\n"
+
+
+# -- client-to-client requests (DCC offers) ----------------------------------------
+
+
+def test_ctcp_wraps_the_text_for_the_other_client() -> None:
+    assert parse_line(b"/ctcp bob DCC SEND a.txt 2130706433 5000 10") == c.Tell(
+        "bob", "\x01DCC SEND a.txt 2130706433 5000 10\x01"
+    )
+    assert parse_line(b"/ctcp bob") == usage("ctcp")
+    assert parse_line(b"/ctcp bob \x01DCC\x01") == CONTROL  # no raw marks from the client
+
+
+def test_whois_asks_about_one_person() -> None:
+    assert parse_line(b"/whois bob") == c.Whois("bob")
+    assert parse_line(b"/whois") == usage("whois")
+
+
+def test_a_dcc_offer_arrives_in_words_without_control_characters(door: LineDoor) -> None:
+    offer = Private(1, 0.0, BOB, ME, '\x01DCC SEND "a b.txt" 2130706433 5000 10 s1\x01')
+    out = door.render(offer)
+    assert out == b'> DCC from bob: SEND "a b.txt" 2130706433 5000 10 s1\n'
+    assert DCC_FROM_RE.match(out.decode().rstrip("\n"))
+    assert b"\x01" not in door.render(Private(2, 0.0, BOB, ME, "\x01VERSION\x01"))
+    assert door.render(Private(2, 0.0, BOB, ME, "\x01VERSION\x01")) == b"> CTCP from bob: VERSION\n"
+    reply = Private(3, 0.0, BOB, ME, "\x01VERSION irssi\x01", "notice")
+    assert door.render(reply) == b"> CTCP reply from bob: VERSION irssi\n"
+    sneaky = Private(4, 0.0, BOB, ME, "\x01DCC SEND x\x1b[2J 1 2 3\x01")
+    assert door.render(sneaky) == b"> DCC from bob: SEND x[2J 1 2 3\n"
+    mine = Private(5, 0.0, ME, BOB, "\x01DCC CHAT chat 1 2\x01")
+    assert door.render(mine) == b"> CTCP to bob: DCC CHAT chat 1 2\n"
+
+
+def test_whois_answer_names_the_door(door: LineDoor) -> None:
+    info = who("bob", "127.0.0.1:4000", "irc", 5.0)
+    text = door.render(WhoisReply(info, (("tas", "@"),))).decode().rstrip("\n")
+    assert text == "> bob [127.0.0.1:4000] via irc, idle 5s, in @tas"
+    m = WHOIS_RE.match(text)
+    assert m and m.groups() == ("bob", "irc")

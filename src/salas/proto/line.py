@@ -43,6 +43,7 @@ from salas.core.events import (
     TopicIs,
     UserList,
     Welcome,
+    WhoisReply,
 )
 from salas.core.hub import MAX_LIMIT
 from salas.core.model import UserInfo
@@ -66,6 +67,10 @@ YOU_JOINED_RE = re.compile(r"^> You joined (\S+) \(")
 YOU_LEFT_RE = re.compile(r"^< You (?:left|were kicked from) (\S+)")
 ROOM_CLOSED_RE = re.compile(r"^< Room (\S+) was closed")
 YOU_RENAMED_RE = re.compile(r"^> You are now known as (\S+)$")
+#: A DCC offer (or answer) someone's client sent to yours: ``> DCC from NAME: SEND ...``.
+DCC_FROM_RE = re.compile(r"^> DCC from (\S+): (.+)$")
+#: The answer to ``/whois NAME``: ``> NAME [ADDRESS] via DOOR, idle ...``.
+WHOIS_RE = re.compile(r"^> (\S+) \[\S* via (\w+)(?:,|$)")
 
 
 def safe(text: str) -> str:
@@ -172,6 +177,20 @@ def _text(kind: c.MessageKind) -> Callable[[str], Input]:
         return c.Say(None, rest, kind)
 
     return build
+
+
+def _ctcp(rest: str) -> Input:
+    """A client-to-client request (IRC's CTCP), e.g. a DCC offer: TEXT goes to NAME's
+    client between the two \\x01 marks IRC clients expect; it is never kept in history."""
+    parts = rest.split(None, 1)
+    if len(parts) != 2 or not parts[1].strip():
+        raise UsageError
+    return c.Tell(parts[0], "\x01" + parts[1].strip() + "\x01")
+
+
+def _whois(rest: str) -> Input:
+    (name,) = _words(rest, 1, 1)
+    return c.Whois(name)
 
 
 def _echo(rest: str) -> Input:
@@ -319,6 +338,13 @@ COMMANDS: dict[str, Usage] = {
         ),
         Usage("who", "[ROOM|*]", "who is in this room (or ROOM, or * for everyone)", _who),
         Usage("msg", "NAME TEXT", "a private message", _msg),
+        Usage("whois", "NAME", "where someone comes from (address, door) and their rooms", _whois),
+        Usage(
+            "ctcp",
+            "NAME TEXT",
+            "a request to NAME's client, e.g. DCC SEND FILE IP PORT SIZE (not kept)",
+            _ctcp,
+        ),
         Usage("me", "TEXT", "an action: * you TEXT", _text("action")),
         Usage("notice", "TEXT", "a notice to the room (no automatic replies)", _text("notice")),
         Usage("echo", "TEXT", "the server answers with TEXT", _echo),
@@ -504,6 +530,8 @@ class LineDoor:
                     self._left(r, u.sid == me, u.name, n, kind, why, by.name if by else "")
                 )
             case Private(sender=s, target=t, text=text, kind=k):
+                if text.startswith("\x01"):
+                    return _line(self._ctcp(s.name, t.name, s.sid == me and t.sid != me, text, k))
                 if s.sid == me and t.sid != me:
                     return _line(f"[you -> {t.name}] {safe(text)}")
                 if k == "action":
@@ -592,6 +620,8 @@ class LineDoor:
                 return _line("> You are no longer a server operator") if u.sid == me else b""
             case HistoryReply(target=t, room=is_room, messages=msgs, reason=why):
                 return self._history(t, is_room, msgs, why)
+            case WhoisReply(user=u, rooms=rooms):
+                return _line(self._whois_row(u, rooms))
             case LoggedIn(account=a):
                 return _line(f"> You are logged in as {a}")
             case AccountRegistered(account=a):
@@ -629,6 +659,32 @@ class LineDoor:
             rows.append(f"  {stamp} {said}")
         rows.append(f"> End of history of {where}")
         return ("\n".join(rows) + "\n").encode()
+
+    @staticmethod
+    def _ctcp(sender: str, target: str, mine: bool, text: str, kind: str) -> str:
+        """A CTCP request in words, without its \\x01 marks: a DCC offer is
+        ``> DCC from NAME: SEND "file" IP PORT SIZE [TOKEN]``, for clients to act on."""
+        body = safe(text.strip("\x01")).strip()
+        if mine:
+            return f"> CTCP to {target}: {body}"
+        verb, _, rest = body.partition(" ")
+        if verb.upper() == "DCC" and rest:
+            return f"> DCC from {sender}: {rest}"
+        if kind == "notice":
+            return f"> CTCP reply from {sender}: {body}"
+        return f"> CTCP from {sender}: {body}"
+
+    @staticmethod
+    def _whois_row(u: UserInfo, rooms: tuple[tuple[str, str], ...]) -> str:
+        addr = u.address if u.address.startswith("[") else f"[{u.address}]"
+        row = f"> {u.name} {addr} via {u.door}, idle {_idle(u.idle)}"
+        if rooms:
+            row += ", in " + " ".join(rank + room for room, rank in rooms)
+        if u.oper:
+            row += ", server operator"
+        if u.away:
+            row += f", away: {safe(u.away)}"
+        return row
 
     @staticmethod
     def _who_row(u: UserInfo) -> str:

@@ -1646,6 +1646,8 @@ class IrcDoor:
                 return self._num(
                     n.ERR_TOOMANYCHANNELS, "*", "There are too many channels on this server"
                 )
+            case e.DirectOff():
+                return self._notice(error_text(err))
         return self._notice(f"That did not work: {err}")
 
     def _register_failed(self, err: e.ChatError) -> bytes:
