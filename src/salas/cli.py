@@ -55,6 +55,37 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     chat.add_argument("--name", help="your name (CS168: defaults to your login name)")
     chat.add_argument("--room", help="a room to join at once")
+    chat.add_argument(
+        "--downloads",
+        metavar="DIR",
+        help="where files received by /accept are saved (default: the working directory)",
+    )
+    chat.add_argument(
+        "--dcc-ttl",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long a direct offer (/send, /dcc chat) waits for an answer (default 120)",
+    )
+    chat.add_argument(
+        "--dcc-stall",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="a transfer with no data for this long is stopped (default 30)",
+    )
+    chat.add_argument(
+        "--dcc-passive",
+        action="store_true",
+        help="offer passively: the receiver listens and this client connects"
+        " (when others can't reach you)",
+    )
+    chat.add_argument(
+        "--dcc-address",
+        metavar="ADDR",
+        help="the address to give in direct offers (default: the one your server"
+        " connection uses), e.g. your public address behind a port forward",
+    )
 
     send = sub.add_parser(
         "send",
@@ -184,13 +215,35 @@ def _chat(args: argparse.Namespace) -> int:
     name = args.name
     if target.scheme == "cs168" and not name:
         name = getpass.getuser()
+    from pathlib import Path
+
+    from salas.client.direct import DirectSettings
+
+    if args.dcc_ttl <= 0 or args.dcc_stall <= 0:
+        print("salas chat: --dcc-ttl and --dcc-stall must be more than 0", file=sys.stderr)
+        return 2
+    direct = DirectSettings(
+        downloads=Path(args.downloads or ".").expanduser(),
+        ttl=args.dcc_ttl,
+        stall=args.dcc_stall,
+        passive=args.dcc_passive,
+        address=args.dcc_address,
+    )
+    if args.dcc_address:
+        from ipaddress import ip_address
+
+        try:
+            ip_address(args.dcc_address)
+        except ValueError:
+            print(f"salas chat: --dcc-address {args.dcc_address}: not an IP", file=sys.stderr)
+            return 2
     if sys.stdin.isatty() and sys.stdout.isatty():
         from salas.client.screen import run_screen
 
-        return _runner(run_screen(target, name, args.room))
+        return _runner(run_screen(target, name, args.room, direct))
     from salas.client.pipe import run_pipe
 
-    return _runner(run_pipe(target, name, args.room))
+    return _runner(run_pipe(target, name, args.room, direct_settings=direct))
 
 
 def _send(args: argparse.Namespace) -> int:

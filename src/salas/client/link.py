@@ -78,6 +78,11 @@ class Link:
     def send(self, text: str) -> None:
         raise NotImplementedError
 
+    def local_host(self) -> str | None:
+        """The address this end of the connection uses (direct offers listen there)."""
+        info = self.writer.get_extra_info("sockname")
+        return str(info[0]) if info else None
+
     async def close(self) -> None:
         self.writer.close()
         with contextlib.suppress(OSError):
@@ -138,6 +143,12 @@ class WsLink(Link):
 
     def send(self, text: str) -> None:
         self._queue.put_nowait(text)
+
+    def local_host(self) -> str | None:
+        try:
+            return str(self.conn.local_address[0])
+        except (AttributeError, IndexError, TypeError, OSError):
+            return None
 
     async def close(self) -> None:
         # What was queued (a last /quit) goes out first, if it can within a moment.

@@ -24,6 +24,7 @@ from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.shortcuts import print_formatted_text
 from prompt_toolkit.styles import Style
 
+from salas.client.direct import Direct, DirectSettings
 from salas.client.link import Link, Target, connect
 from salas.proto import line as L
 from salas.proto.cs168 import CLIENT_CANNOT_CONNECT, CLIENT_SERVER_DISCONNECTED
@@ -110,7 +111,16 @@ def styled(text: str) -> FormattedText:
     return FormattedText([("", text)])
 
 
-async def run_screen(target: Target, name: str | None, room: str | None) -> int:
+#: Commands the client runs itself (direct connections), offered by Tab too.
+CLIENT_COMMANDS = ("send", "accept", "decline", "dcc")
+
+
+async def run_screen(
+    target: Target,
+    name: str | None,
+    room: str | None,
+    direct_settings: DirectSettings | None = None,
+) -> int:
     cs168 = target.scheme == "cs168"
     try:
         link = await connect(target, name)
@@ -118,7 +128,7 @@ async def run_screen(target: Target, name: str | None, room: str | None) -> int:
         print(CLIENT_CANNOT_CONNECT.format(target.host, target.port))
         return 1
     state = State(server=str(target), name=name or "")
-    commands = ("create", "join", "list") if cs168 else tuple(L.COMMANDS)
+    commands = ("create", "join", "list") if cs168 else (*L.COMMANDS, *CLIENT_COMMANDS)
     session: PromptSession[str] = PromptSession(
         history=_history(),
         completer=ChatCompleter(state, commands),
@@ -129,7 +139,16 @@ async def run_screen(target: Target, name: str | None, room: str | None) -> int:
     if room:
         link.send(f"/join {room}")
     with patch_stdout(raw=True):
-        return await _loop(link, session, state, target, cs168)
+        direct = None if cs168 else Direct(link, _show, direct_settings)
+        try:
+            return await _loop(link, session, state, target, cs168, direct)
+        finally:
+            if direct is not None:
+                await direct.close()
+
+
+def _show(text: str) -> None:
+    print_formatted_text(styled(text), style=STYLE)
 
 
 def _toolbar(state: State, cs168: bool) -> str:
@@ -140,7 +159,12 @@ def _toolbar(state: State, cs168: bool) -> str:
 
 
 async def _loop(
-    link: Link, session: PromptSession[str], state: State, target: Target, cs168: bool
+    link: Link,
+    session: PromptSession[str],
+    state: State,
+    target: Target,
+    cs168: bool,
+    direct: Direct | None = None,
 ) -> int:
     gone = asyncio.Event()
     leaving = False  # we asked to go: the server closing is no surprise
@@ -148,6 +172,8 @@ async def _loop(
     async def receive() -> None:
         while (text := await link.recv()) is not None:
             for part in text.split("\n"):
+                if direct is not None and direct.on_server_line(part):
+                    continue
                 state.follow(part)
                 print_formatted_text(styled(part), style=STYLE)
         if not leaving:
@@ -175,6 +201,8 @@ async def _loop(
                 leaving = sent_quit = True
                 link.send(text)
                 break
+            if direct is not None and direct.on_user_line(text):
+                continue
             link.send(text)
         leaving = True
         if not gone.is_set() and not cs168:
