@@ -232,3 +232,54 @@ def test_giving_up_operator_status_is_logged(hub: Hub) -> None:
     out = hub.handle(3, c.DropOper(), 2.0)
     assert audits(out) == [Audit("carol", "gave up operator status")]
     assert not hub.users[3].oper
+
+
+INJECTION = "bye\r\n:evil!e@e PRIVMSG bob :injected\x00"
+
+
+def one_line(text: str) -> bool:
+    return "\r" not in text and "\n" not in text and "\x00" not in text
+
+
+def test_every_reason_reaches_other_doors_as_one_line(hub: Hub) -> None:
+    """Reasons are never refused (leaving must always work) but never carry a line break."""
+    hub.users[3].oper = True
+    reasons: list[str] = []
+    for sid, cmd in (
+        (2, c.Leave("tas", INJECTION)),
+        (3, c.Kick("tas", "alice", INJECTION)),
+    ):
+        out = hub.handle(sid, cmd, 2.0)
+        reasons += [d.event.reason for d in out if isinstance(d.event, Left)]
+    hub.handle(1, c.Join("tas", switch=False), 2.0)
+    out = hub.close_room("tas", INJECTION, ADMIN, 3.0)
+    reasons += [d.event.reason for d in out if isinstance(d.event, Left)]
+    out = hub.kill("bob", INJECTION, ADMIN, 3.0)
+    reasons += [d.event.reason for d in out if isinstance(d.event, Left | Closing)]
+    out = hub.handle(1, c.Quit(INJECTION), 3.0)
+    reasons += [d.event.reason for d in out if isinstance(d.event, Left | Closing)]
+    reasons += [d.event.reason for d in hub.shutdown(INJECTION) if isinstance(d.event, Closing)]
+    assert len(reasons) >= 6
+    assert all(one_line(r) and "injected" in r for r in reasons), reasons
+
+
+def test_deleting_an_operator_account_takes_the_power_away(hub: Hub) -> None:
+    hub.create_account("dave", "$argon2id$x", True, ADMIN, 1.0)
+    register(hub, 5, "visitor", door="line")
+    hub.log_in(5, "dave", "login", 1.0)
+    assert hub.users[5].oper
+    out = hub.delete_account("dave", ADMIN, 2.0)
+    assert not hub.users[5].oper
+    assert OperRevoked(hub.users[5].ref) in events_of(out, 5)
+
+
+def test_ctcp_to_a_room_passes_but_is_not_history_and_dcc_obeys_direct() -> None:
+    h = Hub(HubSettings(direct=False), seed=1)
+    register(h, 1, "ann", lobby=True)
+    register(h, 2, "bob", lobby=True)
+    h.journal.clear()
+    out = h.handle(1, c.Say("lobby", "\x01VERSION\x01"), 1.0)
+    assert [type(ev) for ev in events_of(out, 2)] and h.journal == []
+    room = h.room_named("lobby")
+    assert room is not None and not room.recent
+    assert refused(h, 1, c.Say("lobby", "\x01DCC SEND x 2130706433 5000 10\x01")) == e.DirectOff()

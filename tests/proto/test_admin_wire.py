@@ -195,3 +195,20 @@ def test_answers() -> None:
         wire.decode_reply(b"[1]")
     with pytest.raises(ValueError):
         wire.decode_reply(b"nonsense")
+
+
+def test_the_console_shows_no_terminal_escapes_from_topics() -> None:
+    from salas.console.commands import room_line, users_table
+
+    row = {"name": "xy", "count": 1, "limit": None, "topic": "\x1b[2J\x1b]0;owned\x07hello"}
+    assert "\x1b" not in room_line(row) and "hello" in room_line(row)
+    user = {
+        "name": "ann",
+        "door": "irc",
+        "address": "127.0.0.1:5",
+        "rooms": ["xy"],
+        "idle": 3,
+        "account": None,
+        "oper": False,
+    }
+    assert "\x1b" not in users_table([user])

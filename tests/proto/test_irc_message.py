@@ -352,3 +352,11 @@ def test_the_plain_privmsg_fast_path_makes_the_bytes_the_long_way_makes() -> Non
                 assert kind == "say" and fast.count(b"\r\n") == 1
     # The common case takes the fast path.
     assert _plain_privmsg(Message(7, 1.0, "tas", who, "hi there")) is not None
+
+
+def test_build_never_makes_a_second_line() -> None:
+    from salas.proto.irc.message import build
+
+    raw = build("KICK", "#xy", "bob", "bye\r\n:evil!e@e PRIVMSG bob :injected\x00", source="s")
+    assert raw.count(b"\r\n") == 1 and raw.endswith(b"\r\n")
+    assert b"\n:evil" not in raw and b"\x00" not in raw

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from salas.console.link import AdminLink, NoServer, Refused
+from salas.proto.line import safe
 
 #: Seconds ``shutdown`` waits for the server to be gone.
 SHUTDOWN_WAIT = 30.0
@@ -121,11 +122,11 @@ def room_line(r: dict[str, Any]) -> str:
     """``Teste - 2/2`` as seed 001's server shows it, then flags and topic."""
     count = f"{r['count']}/{r['limit']}" if r.get("limit") is not None else str(r["count"])
     flags = [f for f, on in (("private", r.get("private")), ("key", r.get("keyed"))) if on]
-    text = f"{r['name']} - {count}"
+    text = f"{safe(r['name'])} - {count}"
     if flags:
         text += f" ({', '.join(flags)})"
     if r.get("topic"):
-        text += f"  {r['topic']}"
+        text += f"  {safe(r['topic'])}"  # anyone may set a topic: no terminal escapes
     return text
 
 
@@ -145,10 +146,10 @@ def users_table(users: list[dict[str, Any]]) -> str:
         [
             u["name"] + (" *" if u.get("oper") else ""),
             u["door"],
-            u["address"],
-            ",".join(u["rooms"]) or "-",
+            safe(u["address"]),
+            safe(",".join(u["rooms"])) or "-",
             idle(u["idle"]),
-            u.get("account") or "-",
+            safe(u.get("account") or "-"),
         ]
         for u in users
     ]
@@ -290,7 +291,7 @@ def run(args: argparse.Namespace, socket_path: Path) -> int:
                 return 0
             result = link.request(cmd, **req)
             if args.json:
-                print(json.dumps(result, ensure_ascii=False, indent=None))
+                print(json.dumps(result))  # ASCII: no raw control characters reach a terminal
             else:
                 print(describe(cmd, req, result))
             if cmd == "shutdown":

@@ -185,8 +185,10 @@ class Menu:
                     self.show("Not stopped")
                     return True
                 self._do("shutdown", reason=reason)
-                self.link.wait_closed(30.0)
-                self.show("The server has stopped")
+                if self.link.wait_closed(30.0):
+                    self.show("The server has stopped")
+                else:
+                    self.show("! The server has not stopped yet")
                 return False
         return True
 

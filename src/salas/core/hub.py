@@ -124,6 +124,18 @@ class HubSettings:
 RecentLoader = Callable[[int, str, int], list[Message]]
 
 
+#: Longest reason (leaving, kicks, closing, shutdown) carried to other doors.
+REASON_MAX = 300
+
+
+def clean_reason(text: str) -> str:
+    """A reason as every door can carry it: one line, no NUL, bounded.
+    Reasons are never refused (a quit must always work), only made safe."""
+    if "\r" in text or "\n" in text or "\x00" in text:
+        text = " ".join(text.replace("\x00", " ").splitlines())
+    return text.strip()[:REASON_MAX]
+
+
 def check_text(text: str) -> None:
     """Refuse text that no door can carry: empty, line breaks, NUL, oversize."""
     if not text or text.isspace():
@@ -614,7 +626,7 @@ class Hub:
         if user.sid not in room.members:
             raise e.NotInRoom(room.name)
         user.last_active = now
-        self._part(user, room, now, out, "leave", cmd.reason)
+        self._part(user, room, now, out, "leave", clean_reason(cmd.reason))
 
     def _kick(self, user: User, cmd: c.Kick, now: float, out: list[Delivery]) -> None:
         room = self._target_room(user, cmd.room)
@@ -627,7 +639,7 @@ class Hub:
             raise e.NoSuchUser(cmd.name)
         if target.sid not in room.members:
             raise e.UserNotInRoom(target.name, room.name)
-        self._part(target, room, now, out, "kick", cmd.reason, by=user)
+        self._part(target, room, now, out, "kick", clean_reason(cmd.reason), by=user)
         if user.sid not in room.members and user is not target:
             out.append(Delivery((user.sid,), out[-1].event))  # an operator from outside
 
@@ -837,6 +849,12 @@ class Hub:
             and self._banned(user, room)
         ):
             raise e.CannotSend(room.name)
+        if cmd.text[0] == "\x01":  # a CTCP request to the room's clients: not for history
+            if not self.settings.direct and cmd.text[1:5].upper() == "DCC ":
+                raise e.DirectOff()
+            msg = Message(self._next_id(), now, room.name, user.ref, cmd.text, cmd.kind)
+            out.append(Delivery(room.recipients(), msg, -1 if user.echo else user.sid))
+            return
         if not self.store_ok:
             raise e.StoreUnavailable()
         user.last_active = now
@@ -1076,8 +1094,9 @@ class Hub:
     # -- leaving the server ---------------------------------------------------
 
     def _quit(self, user: User, cmd: c.Quit, now: float, out: list[Delivery]) -> None:
-        self._remove_user(user, now, out, "quit", cmd.reason)
-        out.append(Delivery((user.sid,), Closing(cmd.reason, "quit")))
+        reason = clean_reason(cmd.reason)
+        self._remove_user(user, now, out, "quit", reason)
+        out.append(Delivery((user.sid,), Closing(reason, "quit")))
 
     def _remove_user(
         self, user: User, now: float, out: list[Delivery], kind: str, reason: str
@@ -1091,6 +1110,7 @@ class Hub:
 
     def disconnect(self, sid: int, reason: str, now: float) -> list[Delivery]:
         """The server drops a session (lost connection, flood, send queue): others see it quit."""
+        reason = clean_reason(reason)
         self.preauth.pop(sid, None)
         user = self.users.get(sid)
         out: list[Delivery] = []
@@ -1158,7 +1178,7 @@ class Hub:
 
     def _call_end(self, user: User, cmd: c.CallEnd, now: float, out: list[Delivery]) -> None:
         call = self._own_call(user, cmd.call)
-        reason = cmd.reason.strip()[:200] or f"{user.name} hung up"
+        reason = clean_reason(cmd.reason)[:200] or f"{user.name} hung up"
         self._end_call(call, reason, out)
 
     def _end_call(
@@ -1181,6 +1201,7 @@ class Hub:
 
     def shutdown(self, reason: str) -> list[Delivery]:
         """Tell everyone the server is going away. State is left as it is."""
+        reason = clean_reason(reason)
         everyone = tuple(self.users)
         return [Delivery(everyone, Closing(reason, "shutdown"))] if everyone else []
 
@@ -1213,7 +1234,7 @@ class Hub:
 
     def _shutdown(self, user: User, cmd: c.Shutdown, now: float, out: list[Delivery]) -> None:
         self._need_oper(user)
-        out.append(Delivery((), ShutdownAsked(user.name, cmd.reason)))
+        out.append(Delivery((), ShutdownAsked(user.name, clean_reason(cmd.reason))))
 
     def _overview(self, user: User, cmd: c.Overview, now: float, out: list[Delivery]) -> None:
         self._need_oper(user)
@@ -1234,6 +1255,7 @@ class Hub:
         self, name: str, reason: str, by: str, now: float, ref: UserRef | None = None
     ) -> list[Delivery]:
         """Tell every member, remove them, forget the room and its place in the store."""
+        reason = clean_reason(reason)
         room = self._room(name)
         if room.permanent:
             raise e.RoomProtected(room.name)  # the lobby is where everyone lands
@@ -1250,6 +1272,7 @@ class Hub:
         return out
 
     def kill(self, name: str, reason: str, by: str, now: float) -> list[Delivery]:
+        reason = clean_reason(reason)
         target = self.user_named(name)
         if target is None:
             raise e.NoSuchUser(name)
@@ -1373,6 +1396,9 @@ class Hub:
                 user.account = None
                 user.refresh()
                 out.append(Delivery(tuple(self._sharing(user)), AccountChanged(user.ref, None)))
+                if user.oper and account.oper:  # the power came with the account: it goes too
+                    user.oper = False
+                    out.append(Delivery((user.sid,), OperRevoked(user.ref)))
         out.append(self._audit(by, f"deleted account {account.name}", ""))
         return out
 

@@ -598,8 +598,8 @@ class LineDoor:
                 if kind == "quit":
                     return _line("> Bye")
                 if kind == "shutdown":
-                    return _line("! Server shutting down" + (f": {why}" if why else ""))
-                return _line("! Disconnected" + (f": {why}" if why else ""))
+                    return _line("! Server shutting down" + (f": {safe(why)}" if why else ""))
+                return _line("! Disconnected" + (f": {safe(why)}" if why else ""))
             case ServerNotice(text=t, by=by):
                 return _line(f"! Notice from {by or 'the server'}: {safe(t)}")
             case Invited(room=r, by=by, target=t):

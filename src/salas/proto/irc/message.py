@@ -119,4 +119,8 @@ def build(
             parts.append(":" + last)
         else:
             parts.append(last)
-    return (" ".join(parts) + "\r\n").encode()
+    line = " ".join(parts)
+    if "\r" in line or "\n" in line or "\x00" in line:
+        # Never a second line: whatever reached here unchecked is flattened.
+        line = line.replace("\r", " ").replace("\n", " ").replace("\x00", " ")
+    return (line + "\r\n").encode()
