@@ -7,15 +7,16 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import socket
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from salas.client import dcc
+from salas.client import dcc, direct
 from salas.client.dcc import Offer, OfferError, Reject
-from salas.client.direct import Direct, DirectSettings
+from salas.client.direct import ACK_BUFFER, MAX_BAD_TOKENS, MAX_PENDING, Direct, DirectSettings
 from salas.client.link import Link
 
 # -- the wire form -------------------------------------------------------------------
@@ -159,10 +160,12 @@ def test_a_symlink_in_the_way_is_not_followed(tmp_path: Path) -> None:
 
 class Relay:
     """What the server does for DCC: ``/ctcp NAME TEXT`` reaches NAME as
-    ``> DCC from ME: ...``; ``/whois`` says everyone is on the line door."""
+    ``> DCC from ME: ...``; ``/whois`` says everyone is on the line door. What is
+    sent to someone who is not a ``Direct`` here is kept in ``sent``."""
 
     def __init__(self) -> None:
         self.clients: dict[str, Direct] = {}
+        self.sent: list[tuple[str, str]] = []
         self.shown: dict[str, list[str]] = {}
         self.events: dict[str, asyncio.Event] = {}
 
@@ -184,9 +187,12 @@ class FakeLink(Link):
         word, _, rest = text.partition(" ")
         if word == "/ctcp":
             peer, _, body = rest.partition(" ")
-            other = self.relay.clients[peer]
+            other = self.relay.clients.get(peer)
             assert body.startswith("DCC ")
-            loop.call_soon(other.on_server_line, f"> DCC from {self.name}: {body[4:]}")
+            if other is None:
+                self.relay.sent.append((peer, body[4:]))
+            else:
+                loop.call_soon(other.on_server_line, f"> DCC from {self.name}: {body[4:]}")
         elif word == "/whois":
             loop.call_soon(me.on_server_line, f"> {rest} [127.0.0.1:1] via line, idle 0s")
         elif word == "/echo":
@@ -281,3 +287,205 @@ async def test_a_nonsense_offer_is_reported_not_acted_on(tmp_path: Path) -> None
     assert not bob.incoming
     assert not bob.on_server_line("[eve] > DCC from x: SEND a 1 2 3")
     await bob.close()
+
+
+# -- nothing left behind --------------------------------------------------------------
+
+TOKEN = "s" + "ab" * 12
+
+
+async def sent_to(relay: Relay, name: str, within: float = 5.0) -> str:
+    """The first CTCP a controller sent to ``name`` (someone outside the relay)."""
+
+    async def look() -> str:
+        while True:
+            for peer, body in relay.sent:
+                if peer == name:
+                    return body
+            await asyncio.sleep(0.01)
+
+    return await asyncio.wait_for(look(), within)
+
+
+def listening_port(d: Direct) -> int:
+    (w,) = d.waiting
+    assert w.server is not None
+    return int(w.server.sockets[0].getsockname()[1])
+
+
+async def test_quitting_before_the_sender_connects_leaves_no_file_and_no_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[tuple[int, tuple[int, int]]] = []
+    open_new = dcc.open_new
+
+    def recording_open_new(directory: Path, name: str, limit: int = 1000) -> tuple[Path, int]:
+        path, fd = open_new(directory, name, limit)
+        st = os.fstat(fd)
+        opened.append((fd, (st.st_dev, st.st_ino)))
+        return path, fd
+
+    monkeypatch.setattr(dcc, "open_new", recording_open_new)
+    relay, _, bob = pair(tmp_path)
+    # mallory can't be reached (port 0): bob listens and answers with his own port.
+    bob.on_server_line(f"> DCC from mallory: SEND wait.bin 2130706433 0 1000 {TOKEN}")
+    bob.on_user_line("/accept")
+    reply = dcc.parse(await sent_to(relay, "mallory"))
+    assert isinstance(reply, Offer) and reply.port and reply.token == TOKEN
+    down = tmp_path / "down-bob"
+    assert [p.name for p in down.iterdir()] == ["wait.bin"]
+    await bob.close()  # /quit, before mallory connects
+    assert list(down.iterdir()) == []
+    ((fd, ident),) = opened
+    with contextlib.suppress(OSError):  # closed, or (reused) some other file now
+        st = os.fstat(fd)
+        assert (st.st_dev, st.st_ino) != ident
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", reply.port), 1).close()
+
+
+@pytest.mark.parametrize("passive", [False, True])
+async def test_quitting_mid_transfer_removes_the_partial_file(
+    tmp_path: Path, passive: bool
+) -> None:
+    relay, _, bob = pair(tmp_path)
+    conns: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+
+    async def on_connect(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await conns.put((r, w))
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    bob.on_server_line(
+        f"> DCC from mallory: SEND part.bin 2130706433 {0 if passive else port} 1000 {TOKEN}"
+    )
+    bob.on_user_line("/accept")
+    if passive:  # bob listens (the transfer runs from his listener), mallory connects
+        reply = dcc.parse(await sent_to(relay, "mallory"))
+        assert isinstance(reply, Offer)
+        reader, writer = await asyncio.open_connection("127.0.0.1", reply.port)
+        writer.write(TOKEN.encode() + b"\n")
+    else:  # bob connects and sends the token
+        reader, writer = await asyncio.wait_for(conns.get(), 5)
+        assert await asyncio.wait_for(reader.readline(), 5) == TOKEN.encode() + b"\n"
+    writer.write(b"x" * 100)
+    assert await asyncio.wait_for(reader.readexactly(4), 5) == dcc.ack(100)  # it is written
+    down = tmp_path / "down-bob"
+    assert [p.name for p in down.iterdir()] == ["part.bin"]
+    await asyncio.wait_for(bob.close(), 5)  # /quit, or Ctrl-C, mid-transfer
+    assert list(down.iterdir()) == []
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # the connection is closed too
+    assert not bob.busy()
+    writer.close()
+    server.close()
+
+
+# -- strangers on a listening port -----------------------------------------------------
+
+
+async def offered(tmp_path: Path, **kw: object) -> tuple[Relay, Direct, Direct, int]:
+    """alice has offered bob a file; the port she listens on."""
+    relay, alice, bob = pair(tmp_path, **kw)
+    src = tmp_path / "data.bin"
+    src.write_bytes(os.urandom(10_000))
+    alice.on_user_line(f"/send bob {src}")
+    await seen(relay, "bob", '> dcc: alice offers "data.bin"')
+    return relay, alice, bob, listening_port(alice)
+
+
+async def test_a_listener_holds_only_a_few_connections_without_a_token(tmp_path: Path) -> None:
+    relay, alice, bob, port = await offered(tmp_path, token_wait=60.0)
+    idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(MAX_PENDING)]
+    (w,) = alice.waiting
+
+    for _ in range(500):  # until the listener has them all
+        if len(w.pending) == MAX_PENDING:
+            break
+        await asyncio.sleep(0.01)
+    assert len(w.pending) == MAX_PENDING
+    # Any more are closed at once, not held for the token wait.
+    for _ in range(3 * MAX_PENDING):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(reader.read(), 2) == b""
+        writer.close()
+    assert len(w.pending) == MAX_PENDING
+    for _, writer in idle:
+        writer.close()
+    for _ in range(500):  # each counts as a wrong token
+        if sum("had no valid token" in line for line in relay.shown["alice"]) == MAX_PENDING:
+            break
+        await asyncio.sleep(0.01)
+    assert not w.pending
+    # The offer still stands (fewer wrong tokens than it takes to withdraw it).
+    assert MAX_PENDING < MAX_BAD_TOKENS
+    bob.on_user_line("/accept")
+    await seen(relay, "bob", '> dcc: received "data.bin"')
+    await alice.close()
+    await bob.close()
+
+
+async def test_repeated_wrong_tokens_withdraw_the_offer(tmp_path: Path) -> None:
+    relay, alice, bob, port = await offered(tmp_path)
+    for i in range(MAX_BAD_TOKENS):
+        assert alice.waiting
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"s" + b"%024x" % i + b"\n")
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+    await seen(
+        relay,
+        "alice",
+        f'! dcc: withdrew the offer of "data.bin" for bob: {MAX_BAD_TOKENS} connections came'
+        " with wrong tokens",
+    )
+    assert not alice.waiting and not alice.busy()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), 1).close()
+    await alice.close()
+    await bob.close()
+
+
+# -- acknowledgements -----------------------------------------------------------------
+
+
+async def test_a_sender_that_reads_no_acks_does_not_make_the_receiver_buffer_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small reads (many acknowledgements) and small socket buffers: acknowledgements
+    # nobody reads pile up in the receiver's own buffer unless it leaves them out.
+    monkeypatch.setattr(direct, "CHUNK", 16)
+    size = 1024 * 1024  # 65536 acks, 256 KiB of them
+    data = os.urandom(size)
+    loop = asyncio.get_running_loop()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    mine = socket.socket()
+    mine.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    mine.setblocking(False)
+    await loop.sock_connect(mine, listener.getsockname())
+    sender, _ = listener.accept()
+    listener.close()
+    sender.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=mine)
+    shown: list[str] = []
+    bob = Direct(FakeLink(Relay(), "bob"), shown.append, DirectSettings(downloads=tmp_path))
+    path, fd = dcc.open_new(tmp_path, "x.bin")
+    offer = Offer("SEND", "x.bin", "127.0.0.1", 1, size, None)
+
+    async def send() -> None:
+        await loop.sock_sendall(sender, data)
+        sender.shutdown(socket.SHUT_WR)
+
+    await asyncio.wait_for(
+        asyncio.gather(send(), bob._receive_file("mallory", offer, path, fd, reader, writer)), 30
+    )
+    assert shown[-1].startswith('> dcc: received "x.bin"'), shown[-1]
+    assert path.read_bytes() == data
+    assert writer.transport.get_write_buffer_size() <= ACK_BUFFER + 8
+    # What was sent ends with the last count: the sender learns everything arrived.
+    writer.close()
+    acks = b""
+    while chunk := await asyncio.wait_for(loop.sock_recv(sender, 65536), 5):
+        acks += chunk
+    assert acks[-4:] == dcc.ack(size)
+    sender.close()

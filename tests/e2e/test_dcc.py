@@ -17,7 +17,15 @@ from pathlib import Path
 import irc.client
 import pytest
 
-from support import TIME, RunningServer, salas_cmd, start_server, test_env, welcome
+from support import (
+    TIME,
+    LineClient,
+    RunningServer,
+    salas_cmd,
+    start_server,
+    test_env,
+    welcome,
+)
 
 SHA_RE = re.compile(r"SHA-256 ([0-9a-f]{64})")
 OFFER_RE = re.compile(r'^> DCC from (\S+): SEND ("[^"]*"|\S+) (\d+) (\d+) (\d+)(?: (\S+))?$')
@@ -281,6 +289,94 @@ def test_a_stalled_transfer_is_stopped_and_the_file_removed(
     assert list((tmp_path / "down-bob").iterdir()) == []
     conn.close()
     mallory.close()
+
+
+PASSIVE_TOKEN = "s" + "cd" * 12
+
+
+def accept_passively(server: RunningServer, bob: PipeChat, name: str) -> tuple[int, LineClient]:
+    """mallory offers ``name`` passively (port 0): bob accepts, listens, and answers
+    with his port, which is returned."""
+    mallory = welcome(server.port, "mallory")
+    mallory.send(f"/ctcp bob DCC SEND {name} 2130706433 0 1000 {PASSIVE_TOKEN}")
+    bob.expect(f'> dcc: mallory offers "{name}" (1000 B)')
+    bob.send("/accept")
+    m = OFFER_RE.match(mallory.expect("> DCC from bob: SEND"))
+    assert m and m.group(6) == PASSIVE_TOKEN, mallory.tail()
+    return int(m.group(4)), mallory
+
+
+def test_quitting_before_the_sender_connects_leaves_no_empty_file(
+    server: RunningServer, chat: Callable[..., PipeChat], tmp_path: Path
+) -> None:
+    bob = chat(server, "bob")
+    port, mallory = accept_passively(server, bob, "never.bin")
+    down = tmp_path / "down-bob"
+    assert [p.name for p in down.iterdir()] == ["never.bin"]  # made when accepted
+    bob.send("/quit")
+    assert bob.proc.wait(5 * TIME) == 0
+    assert list(down.iterdir()) == []
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), 2).close()
+    mallory.close()
+
+
+def test_quitting_mid_transfer_removes_the_partial_file(
+    server: RunningServer, chat: Callable[..., PipeChat], tmp_path: Path
+) -> None:
+    bob = chat(server, "bob")
+    port, mallory = accept_passively(server, bob, "half.bin")
+    with socket.create_connection(("127.0.0.1", port), 5) as conn:
+        conn.settimeout(5 * TIME)
+        conn.sendall(PASSIVE_TOKEN.encode() + b"\n" + b"x" * 500)
+        acked = b""
+        while acked[-4:] != (500).to_bytes(4, "big"):
+            chunk = conn.recv(4)
+            assert chunk
+            acked += chunk
+        down = tmp_path / "down-bob"
+        assert [p.name for p in down.iterdir()] == ["half.bin"]
+        bob.send("/quit")
+        assert bob.proc.wait(5 * TIME) == 0
+        assert list(down.iterdir()) == []
+        assert read_all(conn) == b""
+    mallory.close()
+
+
+def test_a_flood_of_connections_gets_closed_and_wrong_tokens_withdraw_the_offer(
+    server: RunningServer, chat: Callable[..., PipeChat], tmp_path: Path
+) -> None:
+    alice = chat(server, "alice")
+    bob = welcome(server.port, "bob")
+    src = tmp_path / "src" / "guarded.bin"
+    random_file(src, 1000)
+    alice.send(f"/send bob {src}")
+    m = OFFER_RE.match(bob.expect("> DCC from alice: SEND"))
+    assert m, bob.tail()
+    port = int(m.group(4))
+    # Connections that send nothing: a few are kept waiting for a token, the rest are
+    # closed at once (not held for the token wait, 10 s).
+    idle = [socket.create_connection(("127.0.0.1", port), 5) for _ in range(4)]
+    time.sleep(0.2 * TIME)
+    start = time.monotonic()
+    for _ in range(30):
+        with socket.create_connection(("127.0.0.1", port), 5) as extra:
+            assert read_all(extra, 3) == b""
+    assert time.monotonic() - start < 3 * TIME
+    for s in idle:
+        s.close()
+    for _ in idle:
+        alice.expect("had no valid token; it got nothing")
+    # Four wrong tokens so far (the idle ones): one more and the offer is withdrawn.
+    with socket.create_connection(("127.0.0.1", port), 5) as guess:
+        guess.sendall(b"s" + b"1" * 24 + b"\n")
+        assert read_all(guess) == b""
+    alice.expect(
+        '! dcc: withdrew the offer of "guarded.bin" for bob: 5 connections came with wrong tokens'
+    )
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), 2).close()
+    bob.close()
 
 
 def test_unsafe_names_are_cleaned_and_nothing_is_overwritten(

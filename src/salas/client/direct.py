@@ -16,6 +16,10 @@ connects. A salas offer carries a token that the connecting side sends first:
 a connection without it gets nothing. IRC clients can't send a token, so an
 offer to someone on the IRC door has none, and its listener takes the first
 connection only, within the offer's lifetime.
+
+A listening port holds at most a few connections still to send their token
+(more are closed at once), and is closed after a few wrong tokens: the offer is
+withdrawn rather than left open to guessing or to a flood of idle connections.
 """
 
 from __future__ import annotations
@@ -49,6 +53,13 @@ SERVER_WAIT = 10.0
 PROGRESS_EVERY = 1.0
 #: Longest line in a direct chat.
 MAX_CHAT_LINE = 4096
+#: Connections to one listening port still to send their token; more are closed at once.
+MAX_PENDING = 4
+#: Wrong (or missing) tokens on one listening port before the offer is withdrawn.
+MAX_BAD_TOKENS = 5
+#: The receiver leaves out acknowledgements while this much is still unsent to the
+#: sender (one that doesn't read them must not make the receiver buffer without end).
+ACK_BUFFER = 64 * 1024
 
 HELP = (
     "> Direct connections (straight to the other person, not through the server):",
@@ -101,6 +112,10 @@ class Waiting:
     server: asyncio.Server | None = None
     timer: asyncio.TimerHandle | None = None
     taken: bool = False
+    #: Connections still to send their token (at most ``MAX_PENDING``).
+    pending: set[asyncio.StreamWriter] = field(default_factory=set)
+    #: Connections that came with a wrong token, or none.
+    bad: int = 0
 
     def what(self) -> str:
         if self.kind == "CHAT":
@@ -116,6 +131,9 @@ class Waiting:
             self.server.close()
         if self.timer is not None:
             self.timer.cancel()
+        for writer in self.pending:  # their token no longer matters
+            writer.close()
+        self.pending.clear()
 
 
 @dataclass(eq=False, slots=True)
@@ -194,16 +212,25 @@ class Direct:
         )
 
     async def close(self) -> None:
+        """Stop everything: offers are withdrawn, transfers cut off, and files not
+        (fully) received removed."""
         for w in self.waiting:
+            taken = w.taken
             w.stop()
+            if not taken:
+                w.abandon()  # an accepted file nobody connected for: its empty file goes
+        self.waiting.clear()
         for inc in self.incoming.values():
             if inc.timer is not None:
                 inc.timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await task
+            self._tasks.difference_update(tasks)
 
     def on_server_line(self, text: str) -> bool:
         """Act on a line from the server; True if it was for us alone (not to be shown)."""
@@ -370,8 +397,12 @@ class Direct:
             self.show(f"> dcc: offered a direct chat to {peer}; waiting up to {ttl} s")
 
     async def _listen(self, w: Waiting, host: str) -> asyncio.Server:
-        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._arrived(w, reader, writer)
+        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if w.taken or len(w.pending) >= MAX_PENDING:
+                writer.close()
+                return
+            w.pending.add(writer)
+            self._spawn(self._arrived(w, reader, writer))
 
         return await asyncio.start_server(on_connect, host, 0)
 
@@ -379,29 +410,56 @@ class Direct:
         self, w: Waiting, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         """A connection to one of our listening ports: the right one gets the transfer."""
-        if w.taken:
+        try:
+            ok = await self._token_ok(w, reader, writer)
+        except BaseException:
             writer.close()
-            return
-        if w.token is not None and dcc.is_salas_token(w.token):
-            try:
-                got = await asyncio.wait_for(reader.readline(), self.settings.token_wait)
-            except (TimeoutError, ValueError, OSError, asyncio.IncompleteReadError):
-                got = b""
-            if not dcc.token_matches(w.token, got.decode("ascii", "replace").strip()):
-                addr = writer.get_extra_info("peername")
-                where = f"{addr[0]}:{addr[1]}" if addr else "somewhere"
-                self.show(
-                    f"! dcc: a connection from {where} for {w.what()} had no valid token;"
-                    " it got nothing"
-                )
-                writer.close()
-                return
-        if w.is_taken():  # someone else's token came in while this one was read
+            raise
+        finally:
+            w.pending.discard(writer)
+        if not ok or w.is_taken():  # or someone else's token came in while this one was read
             writer.close()
             return
         w.stop()
         self._forget(w)
         await self._run(w.then, reader, writer)
+
+    async def _token_ok(
+        self, w: Waiting, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Whether a new connection may have what ``w`` offers: it sends the token first
+        (salas offers; IRC ones have none). Wrong tokens, enough of them, withdraw it."""
+        if w.token is None or not dcc.is_salas_token(w.token):
+            return True
+        try:
+            got = await asyncio.wait_for(reader.readline(), self.settings.token_wait)
+        except (TimeoutError, ValueError, OSError, asyncio.IncompleteReadError):
+            got = b""
+        if w.is_taken():
+            return False
+        if dcc.token_matches(w.token, got.decode("ascii", "replace").strip()):
+            return True
+        addr = writer.get_extra_info("peername")
+        where = f"{addr[0]}:{addr[1]}" if addr else "somewhere"
+        self.show(
+            f"! dcc: a connection from {where} for {w.what()} had no valid token; it got nothing"
+        )
+        w.bad += 1
+        if w.bad >= MAX_BAD_TOKENS:
+            w.stop()
+            self._forget(w)
+            w.abandon()
+            if w.mine:
+                self.show(
+                    f"! dcc: withdrew the offer of {w.what()}: {w.bad} connections came"
+                    " with wrong tokens"
+                )
+            else:
+                self.show(
+                    f"! dcc: stopped waiting for {w.what()}: {w.bad} connections came"
+                    " with wrong tokens"
+                )
+        return False
 
     async def _run(
         self, then: Then, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -516,15 +574,20 @@ class Direct:
             except (OSError, OfferError) as err:
                 self.show(f"! dcc: can't save {offer.name!r}: {err}")
                 return
+            #: The descriptor is handed on (to the transfer) or closed, the file removed.
             done = False
 
             async def receive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
                 nonlocal done
+                if done:
+                    return
                 done = True
                 await self._receive_file(peer, offer, path, fd, reader, writer)
 
             def discard() -> None:
+                nonlocal done
                 if not done:
+                    done = True
                     os.close(fd)
                     _remove(path)
 
@@ -536,6 +599,16 @@ class Direct:
                 await self._chat(peer, reader, writer)
 
             then = chat
+        try:
+            await self._reach(peer, offer, then, abandon)
+        except BaseException:
+            abandon()  # cut short (by close()): nothing left open, no empty file
+            raise
+
+    async def _reach(
+        self, peer: str, offer: Offer, then: Then, abandon: Callable[[], None]
+    ) -> None:
+        """Connect to an accepted offer, or listen for its sender to connect."""
         if not offer.passive:
             try:
                 reader, writer = await asyncio.wait_for(
@@ -659,6 +732,7 @@ class Direct:
         stall, size = self.settings.stall, offer.size
         digest = hashlib.sha256()
         got = 0
+        completed = False
         progress = Progress(self.show, offer.name, size)
         self.show(f'> dcc: receiving "{offer.name}" from {peer}')
         try:
@@ -675,7 +749,10 @@ class Direct:
                     f.write(data)
                     digest.update(data)
                     got += len(data)
-                    writer.write(dcc.ack(got))
+                    # A sender that doesn't read acknowledgements gets no more of them
+                    # while they pile up here (the last one is always sent).
+                    if got >= size or writer.transport.get_write_buffer_size() <= ACK_BUFFER:
+                        writer.write(dcc.ack(got))
                     progress.update(got)
                 try:
                     extra = await asyncio.wait_for(reader.read(1), GRACE)
@@ -683,14 +760,18 @@ class Direct:
                     extra = b""
                 if extra:
                     raise TransferError(f"{peer} sent more than the {size} bytes offered")
+            completed = True
         except (TransferError, OSError) as err:
-            _remove(path)
+            _remove(path)  # before saying so
             why = err if isinstance(err, TransferError) else (err.strerror or "connection lost")
             self.show(
                 f'! dcc: receiving "{offer.name}" from {peer} failed: {why};'
                 " the partial file was removed"
             )
             return
+        finally:
+            if not completed:  # cut short (/quit, Ctrl-C, close()): no partial file stays
+                _remove(path)
         self.show(
             f'> dcc: received "{offer.name}" from {peer} ({dcc.size_text(size)}) as {path};'
             f" SHA-256 {digest.hexdigest()}"
