@@ -7,9 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import select
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,64 +18,14 @@ import pytest
 from support import (
     TIME,
     LineClient,
+    PipeChat,
     RunningServer,
-    salas_cmd,
+    sha_of,
     start_server,
-    test_env,
     welcome,
 )
 
-SHA_RE = re.compile(r"SHA-256 ([0-9a-f]{64})")
 OFFER_RE = re.compile(r'^> DCC from (\S+): SEND ("[^"]*"|\S+) (\d+) (\d+) (\d+)(?: (\S+))?$')
-
-
-class PipeChat:
-    """``salas chat`` with stdin and stdout on pipes: lines in, lines out."""
-
-    def __init__(self, args: list[str], tmp: Path) -> None:
-        self.proc = subprocess.Popen(
-            salas_cmd("chat", *args),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=test_env(tmp),
-        )
-        assert self.proc.stdout is not None
-        self.fd = self.proc.stdout.fileno()
-        self.buf = b""
-        self.seen: list[str] = []
-
-    def send(self, text: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text.encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def expect(self, needle: str, timeout: float = 5.0) -> str:
-        deadline = time.monotonic() + timeout * TIME
-        while True:
-            while b"\n" in self.buf:
-                raw, self.buf = self.buf.split(b"\n", 1)
-                line = raw.decode("utf-8", "replace")
-                self.seen.append(line)
-                if needle in line:
-                    return line
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"{needle!r} not printed; seen: {self.seen[-15:]}")
-            ready, _, _ = select.select([self.fd], [], [], left)
-            if ready:
-                data = os.read(self.fd, 65536)
-                if not data:
-                    raise TimeoutError(f"{needle!r}: output ended; seen: {self.seen[-15:]}")
-                self.buf += data
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(5)
-        for f in (self.proc.stdin, self.proc.stdout):
-            if f is not None:
-                f.close()
 
 
 @pytest.fixture
@@ -103,12 +51,6 @@ def random_file(path: Path, size: int) -> str:
     data = os.urandom(size)
     path.write_bytes(data)
     return hashlib.sha256(data).hexdigest()
-
-
-def sha_of(line: str) -> str:
-    m = SHA_RE.search(line)
-    assert m, line
-    return m.group(1)
 
 
 def transfer(alice: PipeChat, bob: PipeChat, src: Path, tmp: Path, *, reverse: bool) -> None:
