@@ -1,5 +1,5 @@
 """A real PostgreSQL server for tests: one cluster per test run, started from
-the Debian PostgreSQL 15 binaries on a free loopback port, and a fresh
+the Debian PostgreSQL binaries (15 on Debian 12) on a free loopback port, and a fresh
 database per test (``CREATE DATABASE``, a few tens of milliseconds).
 
 initdb refuses to run as root, and the server's files must belong to the
@@ -24,7 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-BIN = Path(os.environ.get("SALAS_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def find_bin() -> Path:
+    """``SALAS_TEST_PG_BIN``, else the newest Debian PostgreSQL (15 on Debian 12)."""
+    if os.environ.get("SALAS_TEST_PG_BIN"):
+        return Path(os.environ["SALAS_TEST_PG_BIN"])
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+BIN = find_bin()
 #: Seconds the server may take to accept connections.
 READY_WAIT = 20.0
 
