@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 
 import pytest
 
@@ -160,6 +161,38 @@ async def test_a_database_that_goes_away_is_reported_and_written_once_back(
         assert [m.text for m in answer.messages] == ["before", "while away", "still away"]
     finally:
         pg_cluster.psql(f"ALTER DATABASE {db} ALLOW_CONNECTIONS true")
+        await w.store.close()
+
+
+async def test_a_node_cut_off_while_another_upgraded_the_schema_stops_writing(
+    pg_url: str,
+    pg_cluster: Cluster,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its new connection finds another schema version: writes keep failing,
+    the log says why, and nothing is written the old way into the new tables."""
+    monkeypatch.setattr(pgs, "RETRY_PERIOD", 0.05)
+    db = pg_url.rsplit("/", 1)[1]
+    w = await Backend("postgres", url=pg_url).writer()
+    try:
+        w.store.submit(1, [room(1, "Sala")])
+        await w.written(1)
+        pg_cluster.psql(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+        )
+        newer = SCHEMA_VERSION + 1
+        pg_cluster.psql(f"UPDATE meta SET value = {newer} WHERE key = 'schema_version'", db)
+        w.store.submit(2, [(1, say(1, "Sala", "from the old node"))])
+        with caplog.at_level(logging.ERROR, logger="salas"):
+            await w.until(lambda: any(seq == 2 and err for seq, err in w.reports), "turn 2 fails")
+            deadline = time.monotonic() + 10
+            while "is now at schema version" not in caplog.text:
+                assert time.monotonic() < deadline, caplog.text
+                await asyncio.sleep(0.05)
+        assert f"is now at schema version {newer}, not {SCHEMA_VERSION}" in caplog.text
+        assert pg_cluster.psql("SELECT count(*) FROM messages", db) == "0\n"
+    finally:
         await w.store.close()
 
 

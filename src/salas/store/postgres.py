@@ -31,6 +31,7 @@ from typing import Any
 
 import asyncpg
 
+from salas.config import hide_password
 from salas.core.commands import Bound
 from salas.core.events import (
     HistoryReply,
@@ -220,8 +221,6 @@ async def connect(url: str) -> asyncpg.Connection:
 
 
 def _shown(url: str) -> str:
-    from salas.config import hide_password
-
     return hide_password(url)
 
 
@@ -294,8 +293,9 @@ class PostgresStore:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._on_written: OnWritten | None = None
-        #: The last commit failed.
+        #: The last commit failed, and why.
         self._failing = False
+        self._last_error: str | None = None
 
     # -- start -------------------------------------------------------------------
 
@@ -396,7 +396,10 @@ class PostgresStore:
         task = self._task
         if task is not None:
             self._queue.put_nowait(None)
-            await task
+            try:
+                await task
+            except Exception:
+                log.exception("store: the writer stopped with an error")
             self._task = None
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -443,7 +446,20 @@ class PostgresStore:
         conn = self._conn
         if conn is None or conn.is_closed():
             self._conn = None
-            conn = self._conn = await connect(self.settings.url)
+            conn = await connect(self.settings.url)
+            # While this node was cut off, a newer one may have upgraded the schema.
+            try:
+                found = await conn.fetchval("SELECT value FROM meta WHERE key = 'schema_version'")
+            except BaseException:
+                conn.terminate()
+                raise
+            if found != SCHEMA_VERSION:
+                conn.terminate()
+                raise StoreError(
+                    f"{self.where} is now at schema version {found}, not {SCHEMA_VERSION}:"
+                    " restart this node with the salas that upgraded it"
+                )
+            self._conn = conn
         return conn
 
     def _lost(self, err: BaseException) -> None:
@@ -472,11 +488,17 @@ class PostgresStore:
             except Exception:
                 # A bug, not the database: log it, and never stall everyone's output on it.
                 log.exception("store: %d record(s) could not be written", len(records))
+        if error is not None and self._failing and error != self._last_error:
+            # Reported already; the reason has changed (the database is back,
+            # but something else is wrong): the operator hears of it.
+            log.error("store: still can't write: %s", error)
+        self._last_error = error
         if seq or (error is None) == self._failing:
             self._failing = error is not None
             done = self._on_written
             if done is not None:
-                done(seq, error)
+                # Called as its own callback: whatever it does can't stop the writer.
+                asyncio.get_running_loop().call_soon(done, seq, error)
         return records if error is not None else []
 
     async def _answer(self, item: tuple[Any, ...]) -> None:
@@ -503,7 +525,7 @@ class PostgresStore:
                 answer = HistoryTargets((), what.tag)
             else:
                 answer = HistoryReply(what.target, bool(what.room_id), (), "request", what.tag)
-        reply(answer)
+        asyncio.get_running_loop().call_soon(reply, answer)
 
     async def _prune(self, conn: asyncpg.Connection, now: float) -> None:
         """Retention. ``retention_messages`` counts per room; private messages
