@@ -12,6 +12,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # reads the server's socket byte counts (ss).
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 { command -v ip >/dev/null 2>&1 && command -v ss >/dev/null 2>&1; } || need+=(iproute2)
+# The PostgreSQL store's tests start a server of their own (initdb, postgres).
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "salas: installing Debian packages: ${need[*]}" >&2

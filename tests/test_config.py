@@ -18,6 +18,8 @@ from salas.config import (
     from_dict,
     load,
     parse_listen,
+    postgres_url,
+    store_label,
     store_path,
 )
 
@@ -301,7 +303,18 @@ def test_store_urls(url: str, path: Path | None) -> None:
     assert store_path(from_dict({"store": {"url": url}})) == path
 
 
-@pytest.mark.parametrize("url", ["postgres://x", "sqlite://relative.db", "sqlite:///", "mem"])
+@pytest.mark.parametrize(
+    "url", ["postgresql://salas@db.example/salas", "postgres://salas:pw@127.0.0.1:5433/chat"]
+)
+def test_a_postgresql_url_names_no_file_and_is_logged_without_its_password(url: str) -> None:
+    cfg = from_dict({"store": {"url": url}})
+    assert (store_path(cfg), postgres_url(cfg)) == (None, url)
+    assert "pw" not in store_label(cfg) and store_label(cfg).startswith(url.split("@")[0][:10])
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://x", "sqlite://relative.db", "sqlite:///", "mem", "postgresql://"]
+)
 def test_a_store_url_this_build_cannot_open_is_an_error_naming_the_key(url: str) -> None:
     with pytest.raises(ConfigError, match=r"^store\.url: "):
         from_dict({"store": {"url": url}})

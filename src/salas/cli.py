@@ -162,18 +162,21 @@ def _admin(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _export(config: Config, room: str) -> int:
     import json
 
-    from salas.config import store_path
+    from salas.config import postgres_url, store_path
     from salas.store.base import StoreError
     from salas.store.sqlite import export_room
 
-    path = store_path(config)
-    if path is None:
-        print("salas admin: the store is memory only: nothing is kept", file=sys.stderr)
-        return 1
-    if not path.exists():
-        print(f"salas admin: no store at {path}", file=sys.stderr)
-        return 1
+    url = postgres_url(config)
     try:
+        if url is not None:
+            return _export_postgres(url, room)
+        path = store_path(config)
+        if path is None:
+            print("salas admin: the store is memory only: nothing is kept", file=sys.stderr)
+            return 1
+        if not path.exists():
+            print(f"salas admin: no store at {path}", file=sys.stderr)
+            return 1
         for row in export_room(path, room):
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
     except StoreError as err:
@@ -181,6 +184,26 @@ def _export(config: Config, room: str) -> int:
         return 1
     except BrokenPipeError:
         return 0
+    return 0
+
+
+def _export_postgres(url: str, room: str) -> int:
+    import asyncio
+    import json
+
+    try:
+        from salas.store.postgres import export_room
+    except ImportError as err:
+        if err.name != "asyncpg":
+            raise
+        print(
+            "salas admin: store.url is a PostgreSQL URL, which needs asyncpg:"
+            " install salas[postgres]",
+            file=sys.stderr,
+        )
+        return 1
+    for row in asyncio.run(export_room(url, room)):
+        sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
     return 0
 
 

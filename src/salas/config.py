@@ -110,7 +110,8 @@ class LogSettings:
 
 @dataclass(slots=True)
 class StoreSettings:
-    #: "" (SQLite in the data dir), "sqlite:///PATH", or "memory:" (nothing kept).
+    #: "" (SQLite in the data dir), "sqlite:///PATH", "memory:" (nothing kept),
+    #: or "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE" (needs salas[postgres]).
     url: str = ""
     #: Wait for the disk at every commit: survives a power cut, not only a crash.
     fsync: bool = False
@@ -342,8 +343,18 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"direct.stun/turn: {url!r} is not a stun: or turn: URL")
 
 
+#: URL schemes of a PostgreSQL store (libpq and asyncpg take both).
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def postgres_url(cfg: Config) -> str | None:
+    """The PostgreSQL URL the ``[store] url`` names, or None for another store."""
+    url = cfg.store.url
+    return url if url.startswith(POSTGRES_SCHEMES) else None
+
+
 def store_path(cfg: Config) -> Path | None:
-    """The SQLite file the ``[store] url`` names (None for ``memory:``)."""
+    """The SQLite file the ``[store] url`` names (None for ``memory:`` and PostgreSQL)."""
     url = cfg.store.url
     if url == "memory:":
         return None
@@ -353,6 +364,26 @@ def store_path(cfg: Config) -> Path | None:
         rest = url[len("sqlite://") :]
         if rest.startswith("/") and len(rest) > 1:
             return Path(rest)
+    if url.startswith(POSTGRES_SCHEMES) and len(url) > url.index("//") + 2:
+        return None
     raise ConfigError(
-        f'store.url: expected "" (SQLite in the data dir), sqlite:///PATH or memory:, got {url!r}'
+        'store.url: expected "" (SQLite in the data dir), sqlite:///PATH, memory:'
+        f" or postgresql://USER@HOST/DATABASE, got {url!r}"
     )
+
+
+def store_label(cfg: Config) -> str:
+    """The store as the log shows it: a file, "memory only", or a URL without its password."""
+    url = postgres_url(cfg)
+    if url is not None:
+        return hide_password(url)
+    return str(store_path(cfg) or "memory only")
+
+
+def hide_password(url: str) -> str:
+    """``postgresql://ana:secret@host/db`` → ``postgresql://ana:***@host/db``."""
+    scheme, sep, rest = url.partition("://")
+    who, at, where = rest.rpartition("@")
+    if not at or ":" not in who:
+        return url
+    return f"{scheme}{sep}{who.split(':', 1)[0]}:***@{where}"

@@ -1,33 +1,26 @@
-"""The SQLite store on its own: records written by the writer thread (on a real
-event loop) come back after a reopen; rooms, accounts, retention; schema
-upgrades and refusals; damaged files; one server per data dir; file modes;
-and writes that fail, are reported, and succeed once the cause is gone."""
+"""The SQLite store on its own: schema upgrades and refusals; damaged files;
+one server per data dir; file modes; and writes that fail (a lock, a full
+disk), are reported, and succeed once the cause is gone. What every store
+does is in ``test_stores.py``."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import sqlite3
 import stat
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from salas.core.events import HistoryReply, HistoryTargets, HistoryWanted, Message, Private
-from salas.core.model import UserRef
+from salas.core.events import HistoryWanted
 from salas.core.records import (
-    AccountDeleted,
     AccountRecord,
     Loaded,
-    Record,
-    RoomClosed,
-    RoomRecord,
 )
 from salas.store import sqlite as sq
 from salas.store.base import StoreError
@@ -37,86 +30,9 @@ from salas.store.sqlite import (
     SCHEMA_VERSION,
     SqliteSettings,
     SqliteStore,
-    export_room,
     lock_data_dir,
 )
-
-T0 = 1_760_000_000.0
-#: Seconds any one wait in these tests may take (the writer answers in ms).
-WAIT = 10.0
-
-ANA = UserRef(0, "ana", "~ana", "10.0.0.1", "ana")
-GUEST = UserRef(0, "guest12345", "guest12345", "10.0.0.2", None)
-
-
-def room(rid: int, name: str, **changes: object) -> RoomRecord:
-    fields: dict[str, object] = {
-        "id": rid,
-        "key": name.lower(),
-        "name": name,
-        "created_at": T0,
-        "owner": None,
-        "limit": None,
-        "password": None,
-        "private": False,
-        "topic": "",
-        "topic_by": "",
-        "topic_at": 0.0,
-        "flags": "nt",
-        "bans": (),
-    }
-    fields.update(changes)
-    return RoomRecord(**fields)  # type: ignore[arg-type]
-
-
-def say(
-    mid: int, room_name: str, text: str, at: float | None = None, who: UserRef = ANA
-) -> Message:
-    return Message(mid, T0 + mid if at is None else at, room_name, who, text)
-
-
-def tell(mid: int, text: str, to: str = "bo", to_account: str | None = "bo") -> Private:
-    return Private(mid, T0 + mid, ANA, UserRef(0, to, to, "", to_account), text)
-
-
-class Writer:
-    """A started store, and what its writer thread has reported to the loop."""
-
-    def __init__(self, store: SqliteStore) -> None:
-        self.store = store
-        self.reports: list[tuple[int, str | None]] = []
-        self._news = asyncio.Event()
-        store.start(asyncio.get_running_loop(), self._written)
-
-    def _written(self, seq: int, error: str | None) -> None:
-        self.reports.append((seq, error))
-        self._news.set()
-
-    async def until(self, ok: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + WAIT
-        while not ok():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"waited {WAIT}s for {what}; reports: {self.reports}")
-            self._news.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._news.wait(), left)
-
-    def last_good(self) -> int:
-        return max((seq for seq, err in self.reports if err is None), default=0)
-
-    async def written(self, seq: int) -> None:
-        """Until the writer says turn ``seq`` is kept (without an error)."""
-        await self.until(lambda: self.last_good() >= seq, f"turn {seq} written")
-
-    async def ask(self, wanted: HistoryWanted) -> HistoryReply:
-        got: asyncio.Future[HistoryReply | HistoryTargets] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self.store.query(wanted, got.set_result)
-        answer = await asyncio.wait_for(got, WAIT)
-        assert isinstance(answer, HistoryReply)
-        return answer
+from stores import T0, Writer, latest, room, say, tell
 
 
 def open_store(path: Path, **settings: object) -> SqliteStore:
@@ -138,223 +54,6 @@ async def writer(db_path: Path) -> AsyncIterator[Writer]:
 def reopen_load(path: Path) -> tuple[SqliteStore, Loaded]:
     store = open_store(path)
     return store, store.load()
-
-
-def latest(room_id: int, name: str, limit: int = 100) -> HistoryWanted:
-    return HistoryWanted(name, room_id, "ana", "ana", "latest", None, None, limit)
-
-
-# -- what is written comes back ------------------------------------------------
-
-
-async def test_written_records_come_back_after_reopening(writer: Writer, db_path: Path) -> None:
-    sala = room(1, "Sala", owner="ana", limit=5, topic="bem-vindos", topic_by="ana", topic_at=T0)
-    turns: list[list[Record]] = [
-        [sala, AccountRecord("ana", "Ana", "$argon2id$v=19$fake", False, T0)],
-        [(1, say(1, "Sala", "olá 🙂")), (1, say(2, "Sala", "second", who=GUEST))],
-        [(0, tell(3, "psst")), (1, say(4, "Sala", "third"))],
-    ]
-    for seq, records in enumerate(turns, 1):
-        writer.store.submit(seq, records)
-    await writer.written(3)
-    await writer.store.close()
-
-    store, loaded = reopen_load(db_path)
-    try:
-        assert loaded.rooms == (sala,)
-        assert loaded.accounts == (AccountRecord("ana", "Ana", "$argon2id$v=19$fake", False, T0),)
-        assert (loaded.last_message_id, loaded.last_room_id) == (4, 1)
-        assert store.recent(1, "Sala", 10) == [
-            say(1, "Sala", "olá 🙂"),
-            say(2, "Sala", "second", who=GUEST),
-            say(4, "Sala", "third"),
-        ]
-        assert store.recent(1, "Sala", 2) == [
-            say(2, "Sala", "second", who=GUEST),
-            say(4, "Sala", "third"),
-        ]
-        assert store.recent(99, "nowhere", 10) == []
-    finally:
-        await store.close()
-
-
-async def test_a_query_is_answered_after_what_was_submitted_before_it(writer: Writer) -> None:
-    writer.store.submit(1, [room(1, "Sala")])
-    for i in range(1, 51):
-        writer.store.submit(i + 1, [(1, say(i, "Sala", f"m{i}"))])
-    answer = await writer.ask(latest(1, "Sala"))  # asked before any report came back
-    assert [m.text for m in answer.messages] == [f"m{i}" for i in range(1, 51)]
-    assert (answer.target, answer.room) == ("Sala", True)
-
-
-async def test_group_commit_reports_the_highest_turn_and_keeps_every_record(
-    writer: Writer, db_path: Path
-) -> None:
-    """How many commits it takes is the writer's business; what it reports
-    must be true: each turn up to the highest reported is in the file."""
-    turns = 400
-    writer.store.submit(1, [room(1, "Sala")])
-    for seq in range(2, turns + 1):
-        writer.store.submit(seq, [(1, say(seq, "Sala", f"burst {seq}"))])
-    await writer.written(turns)
-    seqs = [seq for seq, _ in writer.reports]
-    assert all(err is None for _, err in writer.reports)
-    assert seqs == sorted(set(seqs)), "reports go forwards, each turn once at most"
-    assert seqs[-1] == turns
-    assert len(seqs) <= turns
-    check = sqlite3.connect(db_path)
-    try:
-        ids = [r[0] for r in check.execute("SELECT id FROM messages ORDER BY id")]
-    finally:
-        check.close()
-    assert ids == list(range(2, turns + 1))
-
-
-# -- rooms and accounts ----------------------------------------------------------
-
-
-async def test_room_changes_are_saved_whole_and_the_latest_wins(
-    writer: Writer, db_path: Path
-) -> None:
-    writer.store.submit(1, [room(1, "Sala")])
-    writer.store.submit(2, [room(1, "Sala", limit=3, password="chave", topic="one")])
-    changed = room(
-        1,
-        "Sala",
-        owner="ana",
-        limit=None,
-        password=None,
-        private=True,
-        topic="two",
-        topic_by="ana",
-        topic_at=T0 + 5,
-        flags="mnt",
-        bans=("bad!*@*", "*!*@10.0.0.9"),
-    )
-    writer.store.submit(3, [changed])
-    await writer.written(3)
-    await writer.store.close()
-    store, loaded = reopen_load(db_path)
-    await store.close()
-    assert loaded.rooms == (changed,)
-
-
-async def test_a_closed_room_is_gone_and_a_new_one_of_that_name_starts_empty(
-    writer: Writer, db_path: Path
-) -> None:
-    writer.store.submit(1, [room(1, "Sala"), room(2, "other")])
-    writer.store.submit(2, [(1, say(1, "Sala", "old room")), (2, say(2, "other", "elsewhere"))])
-    writer.store.submit(3, [RoomClosed(1, T0 + 10)])
-    await writer.written(3)
-    await writer.store.close()
-
-    store, loaded = reopen_load(db_path)
-    assert [r.name for r in loaded.rooms] == ["other"]
-    assert loaded.last_room_id == 2  # a closed room's id is never given again
-    w = Writer(store)
-    # Closed and made again in one turn: order within the turn is kept.
-    w.store.submit(1, [room(3, "SALA"), (3, say(3, "SALA", "new room"))])
-    w.store.submit(2, [RoomClosed(3, T0 + 20), room(4, "sala")])
-    await w.written(2)
-    assert [m.text for m in (await w.ask(latest(4, "sala"))).messages] == []
-    await store.close()
-
-    store, loaded = reopen_load(db_path)
-    try:
-        assert [(r.id, r.name) for r in loaded.rooms] == [(2, "other"), (4, "sala")]
-        assert store.recent(4, "sala", 20) == []
-        assert [m.text for m in store.recent(1, "Sala", 20)] == ["old room"]
-    finally:
-        await store.close()
-    # The export reads every room that has had the name, oldest first.
-    assert [row["text"] for row in export_room(db_path, "#SALA")] == ["old room", "new room"]
-
-
-async def test_accounts_are_saved_updated_and_deleted(writer: Writer, db_path: Path) -> None:
-    writer.store.submit(
-        1,
-        [
-            AccountRecord("ana", "Ana", "$argon2id$one", False, T0),
-            AccountRecord("bo", "bo", "$argon2id$bo", False, T0 + 1),
-            AccountRecord("cy", "Cy", "$argon2id$cy", False, T0 + 2),
-        ],
-    )
-    writer.store.submit(2, [AccountRecord("ana", "ANA", "$argon2id$two", True, T0 + 50)])
-    writer.store.submit(3, [AccountDeleted("cy")])
-    await writer.written(3)
-    await writer.store.close()
-    store, loaded = reopen_load(db_path)
-    await store.close()
-    assert sorted(loaded.accounts, key=lambda a: a.key) == [
-        # An update changes name, hash and operator flag; not when it was made.
-        AccountRecord("ana", "ANA", "$argon2id$two", True, T0),
-        AccountRecord("bo", "bo", "$argon2id$bo", False, T0 + 1),
-    ]
-
-
-# -- retention ----------------------------------------------------------------------
-
-
-async def test_retention_days_drops_old_messages(db_path: Path) -> None:
-    now = T0 + 30 * 86400
-    w = Writer(open_store(db_path, retention_days=2.0))
-    old, edge, fresh = now - 3 * 86400, now - 2 * 86400 + 60, now - 3600
-    w.store.submit(1, [room(1, "Sala")])
-    w.store.submit(
-        2,
-        [
-            (1, say(1, "Sala", "three days old", at=old)),
-            (0, tell(2, "private and old")),
-            (1, say(3, "Sala", "just inside two days", at=edge)),
-            (1, say(4, "Sala", "an hour old", at=fresh)),
-        ],
-    )
-    w.store.prune(now)
-    # Queued behind the prune: answered after it.
-    answer = await w.ask(latest(1, "Sala"))
-    assert [m.text for m in answer.messages] == ["just inside two days", "an hour old"]
-    await w.store.close()
-    store, _ = reopen_load(db_path)
-    try:
-        assert [m.id for m in store.recent(1, "Sala", 10)] == [3, 4]
-        assert store.reader.execute("SELECT count(*) FROM private_messages").fetchone()[0] == 0
-    finally:
-        await store.close()
-
-
-async def test_retention_messages_keeps_the_newest_per_room(db_path: Path) -> None:
-    w = Writer(open_store(db_path, retention_messages=3))
-    w.store.submit(1, [room(1, "Sala"), room(2, "other")])
-    w.store.submit(
-        2,
-        [(1, say(i, "Sala", f"sala {i}")) for i in range(1, 8)]
-        + [(2, say(i, "other", f"other {i}")) for i in range(8, 10)],
-    )
-    w.store.prune(time.time())
-    await w.ask(latest(1, "Sala"))
-    w.store.submit(3, [(1, say(10, "Sala", "after the prune"))])
-    await w.written(3)
-    await w.store.close()
-    store, loaded = reopen_load(db_path)
-    try:
-        assert [m.text for m in store.recent(1, "Sala", 10)] == [
-            "sala 5",
-            "sala 6",
-            "sala 7",
-            "after the prune",
-        ]
-        assert [m.text for m in store.recent(2, "other", 10)] == ["other 8", "other 9"]
-        assert loaded.last_message_id == 10
-    finally:
-        await store.close()
-
-
-async def test_no_retention_settings_keep_everything(writer: Writer) -> None:
-    writer.store.submit(
-        1, [room(1, "Sala")] + [(1, say(i, "Sala", "x", at=1.0)) for i in range(1, 6)]
-    )
-    writer.store.prune(time.time())
-    assert len((await writer.ask(latest(1, "Sala"))).messages) == 5
 
 
 # -- schema versions -----------------------------------------------------------------
@@ -555,6 +254,7 @@ import asyncio, json, os, resource, signal, sys
 from pathlib import Path
 from salas.core.events import Message
 from salas.core.model import UserRef
+
 from salas.store import sqlite as sq
 from salas.store.sqlite import SqliteSettings, SqliteStore
 from salas.core.records import RoomRecord
@@ -615,39 +315,6 @@ def test_a_full_disk_is_reported_with_its_reason_and_written_once_space_is_back(
     assert "rollback" not in err and ("disk" in err or "full" in err), err
     assert reports[2] == (0, None)
     assert out["ids"] == list(range(1, 301))
-
-
-async def test_ids_never_repeat_even_when_retention_removes_every_message(db_path: Path) -> None:
-    now = T0 + 30 * 86400
-    w = Writer(open_store(db_path, retention_days=1.0))
-    w.store.submit(1, [room(1, "Sala"), (1, say(41, "Sala", "old", at=now - 5 * 86400))])
-    await w.written(1)
-    w.store.prune(now)
-    await w.ask(latest(1, "Sala"))
-    await w.store.close()
-    store, loaded = reopen_load(db_path)
-    try:
-        assert store.recent(1, "Sala", 10) == []
-        assert loaded.last_message_id == 41  # the next message is 42, not 1 again
-    finally:
-        await store.close()
-
-
-async def test_retention_by_count_is_per_room_and_leaves_private_messages(db_path: Path) -> None:
-    w = Writer(open_store(db_path, retention_messages=1))
-    w.store.submit(1, [room(1, "Sala")])
-    w.store.submit(2, [(0, tell(i, f"private {i}")) for i in range(1, 4)])
-    w.store.submit(3, [(1, say(i, "Sala", f"sala {i}")) for i in range(4, 7)])
-    w.store.prune(time.time())
-    await w.ask(latest(1, "Sala"))
-    await w.store.close()
-    store, _ = reopen_load(db_path)
-    try:
-        assert [m.text for m in store.recent(1, "Sala", 10)] == ["sala 6"]
-        kept = store.reader.execute("SELECT count(*) FROM private_messages").fetchone()
-        assert kept[0] == 3
-    finally:
-        await store.close()
 
 
 async def test_a_schema_2_database_moves_its_private_messages_to_their_own_table(

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from salas import __version__
-from salas.config import Config, store_path
+from salas.config import Config, postgres_url, store_label, store_path
 from salas.core.hub import Hub, HubSettings
 from salas.logs import Logs, Recent
 from salas.net.admin import AdminServer, AdminSocketError, check_private_dir
@@ -52,9 +52,26 @@ async def serve(config: Config) -> int:
 
 
 def open_store(config: Config, data_dir: Path) -> Store:
-    """The store the configuration names; StoreError says why it can't be opened."""
-    path = store_path(config)
+    """The store the configuration names; StoreError says why it can't be opened.
+
+    Call ``await store.open()`` before ``store.load()``.
+    """
     hist = config.history
+    url = postgres_url(config)
+    if url is not None:
+        try:
+            from salas.store.postgres import PostgresSettings, PostgresStore
+        except ImportError as err:
+            if err.name != "asyncpg":
+                raise
+            raise StoreError(
+                "store.url is a PostgreSQL URL, which needs asyncpg:"
+                " install salas[postgres] (pip install 'salas[postgres]')"
+            ) from None
+        return PostgresStore(
+            PostgresSettings(url, hist.retention_days, hist.retention_messages, hist.on_join)
+        )
+    path = store_path(config)
     if path is None:
         return MemoryStore(hist.retention_messages)
     settings = SqliteSettings(
@@ -68,7 +85,12 @@ async def _serve(config: Config, data_dir: Path, recent: Recent | None = None) -
     lim = config.limits
     try:
         store = open_store(config, data_dir)
-        loaded = store.load()
+        try:
+            await store.open()
+            loaded = store.load()
+        except BaseException:
+            await store.close()
+            raise
     except StoreError as err:
         log.error("salas: %s", err)
         return 1
@@ -105,7 +127,7 @@ async def _serve(config: Config, data_dir: Path, recent: Recent | None = None) -
         return 1
     log.info(
         "store: %s (%d rooms, %d accounts)",
-        store_path(config) or "memory only",
+        store_label(config),
         len(loaded.rooms),
         len(loaded.accounts),
     )

@@ -1,2 +1,3 @@
 """Where history, accounts and lasting rooms are kept: ``memory`` (nothing
-outlives the process) and ``sqlite`` (the default, a file in the data dir)."""
+outlives the process), ``sqlite`` (the default, a file in the data dir) and
+``postgres`` (a PostgreSQL database several nodes can share)."""

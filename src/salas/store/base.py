@@ -4,8 +4,10 @@ A store keeps what outlives the process: accounts, rooms, and the history of
 rooms and private conversations. The server owns one and talks to it in three
 ways:
 
-* ``load()`` and ``recent()`` at start and when a room's tail is first needed
-  (on the event loop, small reads);
+* ``await open()`` and ``load()`` at start, and ``recent()`` when a room's
+  tail is first needed (on the event loop, small reads; ``load()`` and
+  ``recent()`` are synchronous, so a store that must await its reads does
+  them in ``open()``);
 * ``submit(seq, records)`` once per loop turn with the hub's journal; the
   store calls ``on_written(seq, error)`` when that turn is safe (or failed),
   and only then does the server let anyone see that turn's output;
@@ -40,6 +42,11 @@ class StoreError(Exception):
 
 
 class Store(Protocol):
+    async def open(self) -> None:
+        """Whatever start-up needs to await (a store on a network reads here
+        all that ``load()`` and ``recent()`` will be asked for)."""
+        ...
+
     def load(self) -> Loaded: ...
 
     def recent(self, room_id: int, room_name: str, limit: int) -> list[Message]: ...

@@ -37,6 +37,9 @@ class MemoryStore:
         self.private: deque[Private] = deque(maxlen=self.cap)
         self._on_written: OnWritten | None = None
 
+    async def open(self) -> None:
+        return None
+
     def load(self) -> Loaded:
         return Loaded()
 

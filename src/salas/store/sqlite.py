@@ -315,6 +315,9 @@ class SqliteStore:
 
     # -- on the event loop ------------------------------------------------------
 
+    async def open(self) -> None:
+        """Nothing to do: the file was opened (and upgraded) by the constructor."""
+
     def load(self) -> Loaded:
         try:
             return self._load()
@@ -741,6 +744,22 @@ def _targets(db: sqlite3.Connection, w: TargetsWanted) -> HistoryTargets:
     return HistoryTargets(tuple(kept), w.tag)
 
 
+def export_row(
+    mid: int, ts: float, room: str, sender: str, account: str | None, kind: str, text: str
+) -> dict[str, Any]:
+    """One exported message (``salas admin history export``), whatever the store."""
+    return {
+        "id": mid,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts))
+        + f".{int(ts * 1000) % 1000:03d}Z",
+        "room": room,
+        "sender": sender,
+        "account": account,
+        "kind": kind,
+        "text": text,
+    }
+
+
 def export_room(path: Path, room: str) -> Iterator[dict[str, Any]]:
     """Every kept message of every room that has had this name, oldest first."""
     db = connect(path, readonly=True)
@@ -750,17 +769,8 @@ def export_room(path: Path, room: str) -> Iterator[dict[str, Any]]:
             " JOIN rooms r ON r.id = m.room_id WHERE r.key = ? ORDER BY m.id",
             (fold(room.removeprefix("#")),),
         )
-        for mid, ts, name, sender, account, kind, text in rows:
-            yield {
-                "id": mid,
-                "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts))
-                + f".{int(ts * 1000) % 1000:03d}Z",
-                "room": name,
-                "sender": sender,
-                "account": account,
-                "kind": kind,
-                "text": text,
-            }
+        for row in rows:
+            yield export_row(*row)
     except sqlite3.Error as err:
         raise StoreError(f"{path}: {err}") from err
     finally:

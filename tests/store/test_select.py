@@ -1,14 +1,16 @@
-"""The SQLite store's history queries give exactly what ``store.base.select``
-(the rule book) gives over the same messages: every mode, bounds by id and by
-time, rooms and private conversations (accounts matched case-insensitively).
+"""The SQLite and PostgreSQL stores' history queries give exactly what
+``store.base.select`` (the rule book) gives over the same messages: every
+mode, bounds by id and by time, rooms and private conversations (accounts
+matched case-insensitively, by ASCII case mapping).
 
-One database file per test function; each example empties it and writes its
-own messages, then asks ``_history`` (what the writer thread runs for
-``SqliteStore.query``) and compares with ``select`` and with the memory store.
+One database per test function; each example empties it and writes its own
+messages, then asks ``_history`` (what the writer runs for ``query``) and
+compares with ``select`` and with the memory store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -208,3 +210,36 @@ def test_private_history_ignores_case_of_account_and_name(db: sqlite3.Connection
     assert [p.id for p in _history(db, w).messages] == [1, 2, 3]
     w = HistoryWanted("ANA", 0, "bo", "BO", "latest", None, None, 10)
     assert [p.id for p in _history(db, w).messages] == [1, 2, 5]
+
+
+def test_postgres_history_equals_select(pg_url: str) -> None:
+    """The same property against a real PostgreSQL (its own loop: Hypothesis
+    drives a synchronous function, and each example runs to its end on it)."""
+    from salas.store import postgres as pg
+
+    loop = asyncio.new_event_loop()
+    conn = loop.run_until_complete(pg.connect(pg_url))
+    try:
+        loop.run_until_complete(pg.migrate(conn, "test"))
+
+        async def refill_pg(records: list[Record]) -> None:
+            async with conn.transaction():
+                await conn.execute("DELETE FROM messages")
+                await conn.execute("DELETE FROM private_messages")
+                await pg._write(conn, records)
+
+        @PROFILE
+        @given(cases())
+        def check(case: Case) -> None:
+            rooms, private, records, asked = case
+            loop.run_until_complete(refill_pg(records))
+            for w in asked:
+                want = expected(rooms, private, w)
+                got = loop.run_until_complete(pg._history(conn, w))
+                assert got.messages == want, (w, [m.id for m in got.messages])
+                assert (got.target, got.room, got.reason) == (w.target, bool(w.room_id), "request")
+
+        check()
+    finally:
+        loop.run_until_complete(conn.close())
+        loop.close()
