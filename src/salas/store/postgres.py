@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +39,6 @@ from salas.core.events import (
     Private,
     TargetsWanted,
 )
-from salas.core.model import UserRef
 from salas.core.names import fold
 from salas.core.records import (
     AccountDeleted,
@@ -52,6 +49,14 @@ from salas.core.records import (
     RoomRecord,
 )
 from salas.store.base import OnWritten, Reply, StoreError, ascending
+from salas.store.rows import (
+    account_row,
+    json_list,
+    read_message,
+    read_private,
+    room_row,
+    steps,
+)
 from salas.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from salas.store.sqlite import export_row
 
@@ -329,7 +334,7 @@ class PostgresStore:
                 topic_by=r[9],
                 topic_at=r[10],
                 flags=r[11],
-                bans=tuple(_json_list(r[12])),
+                bans=tuple(json_list(r[12])),
             )
             for r in await conn.fetch(
                 "SELECT id, key, name, created_at, owner, lim, password, private, topic,"
@@ -358,7 +363,7 @@ class PostgresStore:
                 " WHERE r.closed_at IS NULL ORDER BY r.id, m.id",
                 self.settings.tail,
             ):
-                tails.setdefault(r[0], []).append(_message(tuple(r)[1:], names[r[0]]))
+                tails.setdefault(r[0], []).append(read_message(tuple(r)[1:], names[r[0]]))
         return Loaded(rooms, accounts, int(last_message), int(last_room)), tails
 
     def load(self) -> Loaded:
@@ -574,103 +579,23 @@ def _count(status: str) -> int:
 
 
 async def _write(conn: asyncpg.Connection, records: list[Record]) -> None:
-    rows: list[tuple[Any, ...]] = []
-    private: list[tuple[Any, ...]] = []
-    for r in records:
-        if type(r) is tuple:
-            room_id, ev = r
-            s = ev.sender
-            if type(ev) is Private:
-                t = ev.target
-                private.append(
-                    (
-                        ev.id,
-                        ev.time,
-                        s.name,
-                        s.username,
-                        s.host,
-                        ev.kind,
-                        ev.text,
-                        s.account,
-                        t.name,
-                        t.account,
-                    )
-                )
-            else:
-                rows.append(
-                    (
-                        ev.id,
-                        room_id,
-                        ev.time,
-                        s.name,
-                        s.username,
-                        s.host,
-                        ev.kind,
-                        ev.text,
-                        s.account,
-                    )
-                )
-            continue
-        # Rooms and accounts change rarely: write the messages before them first.
-        await _flush_messages(conn, rows, private)
-        match r:
+    for step in steps(records):
+        match step:
+            case (list() as said, list() as private):
+                if said:
+                    await conn.executemany(_INSERT_MESSAGE, said)
+                if private:
+                    await conn.executemany(_INSERT_PRIVATE, private)
             case RoomRecord():
-                await conn.execute(
-                    _SAVE_ROOM,
-                    r.id,
-                    r.key,
-                    r.name,
-                    r.created_at,
-                    r.owner,
-                    r.limit,
-                    r.password,
-                    r.private,
-                    r.topic,
-                    r.topic_by,
-                    r.topic_at,
-                    r.flags,
-                    json.dumps(list(r.bans)),
-                )
+                await conn.execute(_SAVE_ROOM, *room_row(step))
             case RoomClosed():
-                await conn.execute("UPDATE rooms SET closed_at = $1 WHERE id = $2", r.at, r.id)
+                await conn.execute(
+                    "UPDATE rooms SET closed_at = $1 WHERE id = $2", step.at, step.id
+                )
             case AccountRecord():
-                await conn.execute(_SAVE_ACCOUNT, r.key, r.name, r.hash, r.oper, r.created_at)
+                await conn.execute(_SAVE_ACCOUNT, *account_row(step))
             case AccountDeleted():
-                await conn.execute("DELETE FROM accounts WHERE key = $1", r.key)
-    await _flush_messages(conn, rows, private)
-
-
-async def _flush_messages(
-    conn: asyncpg.Connection, rows: list[tuple[Any, ...]], private: list[tuple[Any, ...]]
-) -> None:
-    if rows:
-        await conn.executemany(_INSERT_MESSAGE, rows)
-        rows.clear()
-    if private:
-        await conn.executemany(_INSERT_PRIVATE, private)
-        private.clear()
-
-
-def _json_list(text: str) -> list[str]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return []
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
-def _ref(name: str, username: str | None, host: str | None, account: str | None) -> UserRef:
-    return UserRef(0, name, username or name, host or "", account)
-
-
-def _message(r: Sequence[Any], room: str) -> Message:
-    return Message(r[0], r[1], room, _ref(r[2], r[3], r[4], r[7]), r[6], r[5])
-
-
-def _private(r: Sequence[Any]) -> Private:
-    """A row of ``_PRIVATE_COLUMNS``."""
-    target = _ref(r[8] or "", None, None, r[9])
-    return Private(r[0], r[1], _ref(r[2], r[3], r[4], r[7]), target, r[6], r[5])
+                await conn.execute("DELETE FROM accounts WHERE key = $1", step.key)
 
 
 def _bound_sql(b: Bound, op: str, n: int) -> tuple[str, float | int]:
@@ -731,9 +656,9 @@ async def _history(conn: asyncpg.Connection, w: HistoryWanted) -> HistoryReply:
         else:
             rows = await run([(start, "<"), (end, ">")], True, limit)
     found: tuple[Message | Private, ...] = (
-        tuple(_message(r, w.target) for r in rows)
+        tuple(read_message(r, w.target) for r in rows)
         if w.room_id
-        else tuple(_private(r) for r in rows)
+        else tuple(read_private(r) for r in rows)
     )
     return HistoryReply(w.target, bool(w.room_id), found, "request", w.tag)
 

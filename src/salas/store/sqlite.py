@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import queue
@@ -39,7 +38,6 @@ from salas.core.events import (
     Private,
     TargetsWanted,
 )
-from salas.core.model import UserRef
 from salas.core.names import fold
 from salas.core.records import (
     AccountDeleted,
@@ -50,6 +48,14 @@ from salas.core.records import (
     RoomRecord,
 )
 from salas.store.base import OnWritten, Reply, StoreError, ascending
+from salas.store.rows import (
+    account_row,
+    json_list,
+    read_message,
+    read_private,
+    room_row,
+    steps,
+)
 
 log = logging.getLogger("salas")
 
@@ -340,7 +346,7 @@ class SqliteStore:
                 topic_by=r[9],
                 topic_at=r[10],
                 flags=r[11],
-                bans=tuple(_json_list(r[12])),
+                bans=tuple(json_list(r[12])),
             )
             for r in db.execute(
                 "SELECT id, key, name, created_at, owner, lim, password, private, topic,"
@@ -364,7 +370,7 @@ class SqliteStore:
             f"SELECT {_COLUMNS} FROM messages WHERE room_id = ? ORDER BY id DESC LIMIT ?",
             (room_id, limit),
         ).fetchall()
-        return [_message(r, room_name) for r in reversed(rows)]
+        return [read_message(r, room_name) for r in reversed(rows)]
 
     def start(self, loop: asyncio.AbstractEventLoop, on_written: OnWritten) -> None:
         self._loop = loop
@@ -562,105 +568,21 @@ class SqliteStore:
 
 
 def _write(db: sqlite3.Connection, records: list[Record]) -> None:
-    rows: list[tuple[Any, ...]] = []
-    private: list[tuple[Any, ...]] = []
-    for r in records:
-        if type(r) is tuple:
-            room_id, ev = r
-            s = ev.sender
-            if type(ev) is Private:
-                t = ev.target
-                private.append(
-                    (
-                        ev.id,
-                        ev.time,
-                        s.name,
-                        s.username,
-                        s.host,
-                        ev.kind,
-                        ev.text,
-                        s.account,
-                        t.name,
-                        t.account,
-                    )
-                )
-            else:
-                rows.append(
-                    (
-                        ev.id,
-                        room_id,
-                        ev.time,
-                        s.name,
-                        s.username,
-                        s.host,
-                        ev.kind,
-                        ev.text,
-                        s.account,
-                    )
-                )
-            continue
-        # Rooms and accounts change rarely: write the messages before them first.
-        _flush_messages(db, rows, private)
-        match r:
+    for step in steps(records):
+        match step:
+            case (list() as said, list() as private):
+                if said:
+                    db.executemany(_INSERT_MESSAGE, said)
+                if private:
+                    db.executemany(_INSERT_PRIVATE, private)
             case RoomRecord():
-                db.execute(
-                    _SAVE_ROOM,
-                    (
-                        r.id,
-                        r.key,
-                        r.name,
-                        r.created_at,
-                        r.owner,
-                        r.limit,
-                        r.password,
-                        int(r.private),
-                        r.topic,
-                        r.topic_by,
-                        r.topic_at,
-                        r.flags,
-                        json.dumps(list(r.bans)),
-                    ),
-                )
+                db.execute(_SAVE_ROOM, room_row(step))
             case RoomClosed():
-                db.execute("UPDATE rooms SET closed_at = ? WHERE id = ?", (r.at, r.id))
+                db.execute("UPDATE rooms SET closed_at = ? WHERE id = ?", (step.at, step.id))
             case AccountRecord():
-                db.execute(_SAVE_ACCOUNT, (r.key, r.name, r.hash, int(r.oper), r.created_at))
+                db.execute(_SAVE_ACCOUNT, account_row(step))
             case AccountDeleted():
-                db.execute("DELETE FROM accounts WHERE key = ?", (r.key,))
-    _flush_messages(db, rows, private)
-
-
-def _flush_messages(
-    db: sqlite3.Connection, rows: list[tuple[Any, ...]], private: list[tuple[Any, ...]]
-) -> None:
-    if rows:
-        db.executemany(_INSERT_MESSAGE, rows)
-        rows.clear()
-    if private:
-        db.executemany(_INSERT_PRIVATE, private)
-        private.clear()
-
-
-def _json_list(text: str) -> list[str]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return []
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
-def _ref(name: str, username: str | None, host: str | None, account: str | None) -> UserRef:
-    return UserRef(0, name, username or name, host or "", account)
-
-
-def _message(r: tuple[Any, ...], room: str) -> Message:
-    return Message(r[0], r[1], room, _ref(r[2], r[3], r[4], r[7]), r[6], r[5])
-
-
-def _private(r: tuple[Any, ...]) -> Private:
-    """A row of ``_PRIVATE_COLUMNS``."""
-    target = _ref(r[8] or "", None, None, r[9])
-    return Private(r[0], r[1], _ref(r[2], r[3], r[4], r[7]), target, r[6], r[5])
+                db.execute("DELETE FROM accounts WHERE key = ?", (step.key,))
 
 
 def _history(db: sqlite3.Connection, w: HistoryWanted) -> HistoryReply:
@@ -707,9 +629,9 @@ def _history(db: sqlite3.Connection, w: HistoryWanted) -> HistoryReply:
         else:
             rows = run([_bound_sql(start, "<"), _bound_sql(end, ">")], True, limit)
     found: tuple[Message | Private, ...] = (
-        tuple(_message(r, w.target) for r in rows)
+        tuple(read_message(r, w.target) for r in rows)
         if w.room_id
-        else tuple(_private(r) for r in rows)
+        else tuple(read_private(r) for r in rows)
     )
     return HistoryReply(w.target, bool(w.room_id), found, "request", w.tag)
 
