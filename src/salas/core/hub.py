@@ -1356,10 +1356,7 @@ class Hub:
         if user is None:
             raise e.NoSuchUser(name)
         out: list[Delivery] = []
-        if user.oper != on:
-            user.oper = on
-            event = OperGranted(user.ref) if on else OperRevoked(user.ref)
-            out.append(Delivery((user.sid,), event))
+        self._set_session_oper(user, on, out)
         what = "made {} a server operator" if on else "took operator status from {}"
         out.append(self._audit(by, what.format(user.name), ""))
         return out
@@ -1382,46 +1379,51 @@ class Hub:
 
     def delete_account(self, name: str, by: str, now: float) -> list[Delivery]:
         """Forget an account; a session logged in to it goes on as a guest of that name."""
-        key = fold(name)
-        account = self.accounts.get(key)
-        if account is None:
-            raise e.NoSuchAccount(name)
-        if not self.store_ok:
-            raise e.StoreUnavailable()
-        del self.accounts[key]
-        self.journal.append(AccountDeleted(key))
+        account = self._account_to_change(name)
+        del self.accounts[account.key]
+        self.journal.append(AccountDeleted(account.key))
         out: list[Delivery] = []
-        for user in list(self.users.values()):
-            if user.account is not None and fold(user.account) == key:
-                user.account = None
-                user.refresh()
-                out.append(Delivery(tuple(self._sharing(user)), AccountChanged(user.ref, None)))
-                if user.oper and account.oper:  # the power came with the account: it goes too
-                    user.oper = False
-                    out.append(Delivery((user.sid,), OperRevoked(user.ref)))
+        for user in self._sessions_of(account.key):
+            user.account = None
+            user.refresh()
+            out.append(Delivery(tuple(self._sharing(user)), AccountChanged(user.ref, None)))
+            if account.oper:  # the power came with the account: it goes too
+                self._set_session_oper(user, False, out)
         out.append(self._audit(by, f"deleted account {account.name}", ""))
         return out
 
     def set_account_oper(self, name: str, on: bool, by: str) -> list[Delivery]:
         """The account's operator flag; sessions logged in to it follow at once."""
-        key = fold(name)
-        account = self.accounts.get(key)
+        account = self._account_to_change(name)
+        record = AccountRecord(account.key, account.name, account.hash, on, account.created_at)
+        self.accounts[record.key] = record
+        self.journal.append(record)
+        out: list[Delivery] = []
+        for user in self._sessions_of(record.key):
+            self._set_session_oper(user, on, out)
+        what = "made account {} an operator" if on else "took the operator flag from account {}"
+        out.append(self._audit(by, what.format(account.name), ""))
+        return out
+
+    def _account_to_change(self, name: str) -> AccountRecord:
+        account = self.accounts.get(fold(name))
         if account is None:
             raise e.NoSuchAccount(name)
         if not self.store_ok:
             raise e.StoreUnavailable()
-        record = AccountRecord(key, account.name, account.hash, on, account.created_at)
-        self.accounts[key] = record
-        self.journal.append(record)
-        out: list[Delivery] = []
-        for user in self.users.values():
-            if user.account is not None and fold(user.account) == key and user.oper != on:
-                user.oper = on
-                event = OperGranted(user.ref) if on else OperRevoked(user.ref)
-                out.append(Delivery((user.sid,), event))
-        what = "made account {} an operator" if on else "took the operator flag from account {}"
-        out.append(self._audit(by, what.format(account.name), ""))
-        return out
+        return account
+
+    def _sessions_of(self, key: str) -> list[User]:
+        """Sessions logged in to the account ``key``."""
+        return [u for u in self.users.values() if u.account is not None and fold(u.account) == key]
+
+    @staticmethod
+    def _set_session_oper(user: User, on: bool, out: list[Delivery]) -> None:
+        if user.oper != on:
+            user.oper = on
+            out.append(
+                Delivery((user.sid,), OperGranted(user.ref) if on else OperRevoked(user.ref))
+            )
 
     @staticmethod
     def _audit(by: str, action: str, detail: str) -> Delivery:
