@@ -17,6 +17,7 @@ from salas.core.events import (
     Event,
     Left,
     ModesChanged,
+    OperDone,
     OperGranted,
     OperRevoked,
     OverviewReply,
@@ -283,3 +284,11 @@ def test_ctcp_to_a_room_passes_but_is_not_history_and_dcc_obeys_direct() -> None
     room = h.room_named("lobby")
     assert room is not None and not room.recent
     assert refused(h, 1, c.Say("lobby", "\x01DCC SEND x 2130706433 5000 10\x01")) == e.DirectOff()
+
+
+def test_the_operator_hears_that_a_close_or_removal_is_done(hub: Hub) -> None:
+    hub.users[3].oper = True  # carol, in neither the room nor near bob
+    assert OperDone("close", "tas", "bye") in events_of(
+        hub.handle(3, c.CloseRoom("tas", "bye"), 2.0), 3
+    )
+    assert OperDone("kill", "bob", "") in events_of(hub.handle(3, c.Kill("bob"), 2.0), 3)

@@ -15,6 +15,7 @@ from salas.core.events import (
     Event,
     Failed,
     Left,
+    OperDone,
     OperGranted,
     OperRevoked,
     OverviewReply,
@@ -92,22 +93,13 @@ def test_help_marks_operator_commands() -> None:
 
 
 def test_close_and_kill_come_with_a_confirmation_after_them(door: LineDoor) -> None:
-    items = door.receive_data(b"/close tas bye\n")
-    assert c.CloseRoom("tas", "bye") in items
-    arm, cmd, confirm = items
-    assert callable(arm) and callable(confirm)
-    assert arm() == b""
-    assert confirm() == b"> Room tas is closed\n"
-    # Refused: the refusal is the only answer.
-    arm, cmd, confirm = door.receive_data(b"/kill bob\n")
-    assert arm() == b""
+    """The hub tells the operator it is done (OperDone); a refusal is the only answer."""
+    assert door.receive_data(b"/close tas bye\n") == [c.CloseRoom("tas", "bye")]
+    assert door.render(OperDone("close", "tas", "bye")) == b"> Room tas is closed\n"
+    (cmd,) = door.receive_data(b"/kill bob\n")
     refusal = door.render(Failed(e.NotServerOperator(), cmd))  # type: ignore[arg-type]
     assert refusal == b"! Only server operators can do that\n"
-    assert confirm() == b""
-    # The next one is confirmed again.
-    arm, cmd, confirm = door.receive_data(b"/kill bob\n")
-    arm()
-    assert confirm() == b"> bob was removed from the server\n"
+    assert door.render(OperDone("kill", "bob")) == b"> bob was removed from the server\n"
 
 
 # -- rendering -----------------------------------------------------------------------
@@ -294,8 +286,8 @@ def test_operator_status_taken_away_is_told_and_powers_go(world: World) -> None:
 
 
 def test_over_websocket_chat_confirmation_and_refusal_are_text_frames() -> None:
-    """The confirmation after ``/close`` and ``/kill`` is made when its turn comes; on
-    ``/chat`` it must still arrive as a text frame, like every other line."""
+    """The confirmation after ``/close`` and ``/kill`` and a refusal arrive on ``/chat``
+    as text frames, like every other line."""
     ws = ClientProtocol(parse_uri("ws://localhost/chat"))
     ws.send_request(ws.connect())
     d = HttpDoor(1, "127.0.0.1", 5000, Site({}), ping_interval=10, ping_timeout=5)
@@ -308,15 +300,10 @@ def test_over_websocket_chat_confirmation_and_refusal_are_text_frames() -> None:
         return [bytes(f.data).decode() for f in ws.events_received() if isinstance(f, Frame)]
 
     ws.send_text(b"/kill bob spam")
-    arm, cmd, confirm = d.receive_data(b"".join(ws.data_to_send()))
+    (cmd,) = d.receive_data(b"".join(ws.data_to_send()))
     assert cmd == c.Kill("bob", "spam")
-    assert callable(arm) and callable(confirm)
-    assert arm() == b""
-    assert texts(confirm()) == ["> bob was removed from the server"]
+    assert texts(d.render(OperDone("kill", "bob", "spam"))) == ["> bob was removed from the server"]
     ws.send_text(b"/close tas")
-    arm, cmd, confirm = d.receive_data(b"".join(ws.data_to_send()))
-    assert callable(arm) and callable(confirm)
-    arm()
+    (cmd,) = d.receive_data(b"".join(ws.data_to_send()))
     refusal = d.render(Failed(e.NotServerOperator(), cmd))  # type: ignore[arg-type]
     assert texts(refusal) == ["! Only server operators can do that"]
-    assert confirm() == b""

@@ -221,6 +221,16 @@ class OperGranted:
 
 
 @dataclass(frozen=True, slots=True)
+class OperDone:
+    """To the operator who closed a room or removed someone (they may not have
+    been in the room, or near the person, so nothing else would tell them)."""
+
+    action: Literal["close", "kill"]
+    target: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class OperRevoked:
     """To a session that is no longer a server operator."""
 
@@ -411,6 +421,7 @@ Event = (
     | StatsReply
     | OperGranted
     | OperRevoked
+    | OperDone
     | ServerNotice
     | Audit
     | ShutdownAsked

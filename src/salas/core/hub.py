@@ -41,6 +41,7 @@ from salas.core.events import (
     ModesAre,
     ModesChanged,
     NameList,
+    OperDone,
     OperGranted,
     OperRevoked,
     OverviewReply,
@@ -1223,10 +1224,12 @@ class Hub:
     def _close_room(self, user: User, cmd: c.CloseRoom, now: float, out: list[Delivery]) -> None:
         self._need_oper(user)
         out.extend(self.close_room(cmd.room, cmd.reason, user.name, now, user.ref))
+        out.append(Delivery((user.sid,), OperDone("close", cmd.room, clean_reason(cmd.reason))))
 
     def _kill(self, user: User, cmd: c.Kill, now: float, out: list[Delivery]) -> None:
         self._need_oper(user)
         out.extend(self.kill(cmd.name, cmd.reason, user.name, now))
+        out.append(Delivery((user.sid,), OperDone("kill", cmd.name, clean_reason(cmd.reason))))
 
     def _broadcast(self, user: User, cmd: c.Broadcast, now: float, out: list[Delivery]) -> None:
         self._need_oper(user)

@@ -32,6 +32,7 @@ from salas.core.events import (
     Message,
     ModesChanged,
     NameList,
+    OperDone,
     OperGranted,
     OperRevoked,
     PasswordChanged,
@@ -450,7 +451,7 @@ class LineDoor:
     door: ClassVar[str] = "line"
     variant: object = "line"
 
-    __slots__ = ("_buf", "_refused", "host", "name", "port", "sid")
+    __slots__ = ("_buf", "host", "name", "port", "sid")
 
     def __init__(self, sid: int, host: str, port: int) -> None:
         self.sid = sid
@@ -458,9 +459,6 @@ class LineDoor:
         self.port = port
         self.name = ""
         self._buf = LineBuffer(MAX_LINE)
-        #: The hub refused the ``/close`` or ``/kill`` just run: set when its
-        #: refusal is rendered, read by the confirmation that follows it.
-        self._refused = False
 
     def start(self) -> list[Input]:
         return [c.Register(None, self.door, self.host, self.port, lobby=True)]
@@ -472,26 +470,9 @@ class LineDoor:
                 out.append(_line(f"! Line too long (over {item.limit} bytes), so it was not sent"))
                 continue
             parsed = parse_line(item)
-            if isinstance(parsed, c.CloseRoom):
-                out += self._confirmed(parsed, f"> Room {parsed.room} is closed")
-            elif isinstance(parsed, c.Kill):
-                out += self._confirmed(parsed, f"> {parsed.name} was removed from the server")
-            elif parsed is not None:
+            if parsed is not None:
                 out.append(parsed)
         return out
-
-    def _confirmed(self, cmd: c.Command, done: str) -> list[Input]:
-        """``cmd``, then ``done`` unless the hub refused it (the refusal says so itself).
-        The hub answers at once, so a refusal is rendered between the two."""
-
-        def arm() -> bytes:
-            self._refused = False
-            return b""
-
-        def confirm() -> bytes:
-            return b"" if self._refused else _line(done)
-
-        return [arm, cmd, confirm]
 
     def shared_key(self, event: Event) -> object | None:
         if type(event) in (Joined, Left) and event.user.sid != self.sid:  # type: ignore[union-attr]
@@ -591,9 +572,11 @@ class LineDoor:
             case Echoed(text=t):
                 return _line(t)
             case Failed(error=err, command=cmd):
-                if isinstance(cmd, c.CloseRoom | c.Kill):
-                    self._refused = True
                 return _line("! " + self._refusal(err, cmd))
+            case OperDone(action="close", target=t):
+                return _line(f"> Room {t} is closed")
+            case OperDone(target=t):
+                return _line(f"> {t} was removed from the server")
             case Closing(reason=why, kind=kind):
                 if kind == "quit":
                     return _line("> Bye")

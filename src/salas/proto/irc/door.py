@@ -40,6 +40,7 @@ from salas.core.events import (
     ModesAre,
     ModesChanged,
     NameList,
+    OperDone,
     OperGranted,
     OperRevoked,
     PasswordChanged,
@@ -210,7 +211,6 @@ class IrcDoor:
         "_last_quit",
         "_late_label",
         "_ping_token",
-        "_refused",
         "_sasl",
         "account",
         "cap_version",
@@ -263,9 +263,6 @@ class IrcDoor:
         self._auth_via: str | None = None
         #: The label of a labeled account command whose answer is still to come.
         self._late_label: str | None = None
-        #: The hub refused the operator command just run (``KILL``, ChanServ ``CLOSE``):
-        #: set when its refusal is rendered, read by the confirmation that follows it.
-        self._refused = False
 
     # -- the door protocol ----------------------------------------------------
 
@@ -823,27 +820,13 @@ class IrcDoor:
     def _cmd_kill(self, line: Line) -> list[Input]:
         name = line.params[0]
         reason = line.params[1][:KICKLEN] if len(line.params) > 1 else ""
-        done = self._notice(f"{name} was removed from the server")
-        return self._confirmed(c.Kill(name, reason), done)
+        return [c.Kill(name, reason)]
 
     def _cmd_wallops(self, line: Line) -> list[Input]:
         return [c.Broadcast(line.params[0])]
 
     def _cmd_die(self, line: Line) -> list[Input]:
         return [c.Shutdown(line.params[0] if line.params else "")]
-
-    def _confirmed(self, cmd: c.Command, done: bytes) -> list[Input]:
-        """``cmd``, then ``done`` unless the hub refused it (a refusal is its own answer).
-        The hub answers at once, so the refusal is rendered between the two."""
-
-        def arm() -> bytes:
-            self._refused = False
-            return b""
-
-        def confirm() -> bytes:
-            return b"" if self._refused else self._emit(done)
-
-        return [arm, cmd, confirm]
 
     def _cmd_motd(self, line: Line) -> list[Input]:
         return [self._local(self._motd())]
@@ -1001,8 +984,7 @@ class IrcDoor:
         if isinstance(what, tuple):
             out.append(self._local(b"".join(self._cs(t) for t in what)))
             return out
-        reason = f": {what.reason}" if what.reason else ""
-        out.extend(self._confirmed(what, self._cs(f"#{what.room} is closed{reason}")))
+        out.append(what)
         return out
 
     def _cs(self, text: str) -> bytes:
@@ -1205,11 +1187,13 @@ class IrcDoor:
                     why = "Server shutting down" + (f": {why}" if why else "")
                 return self.render_error_close(why or "Quit")
             case Failed(error=err, command=cmd):
-                if isinstance(cmd, c.Kill | c.CloseRoom):
-                    self._refused = True
-                    if isinstance(cmd, c.CloseRoom):
-                        return self._chanserv_failed(err)
+                if isinstance(cmd, c.CloseRoom):
+                    return self._chanserv_failed(err)
                 return self._failed(err, cmd)
+            case OperDone(action="close", target=room, reason=why):
+                return self._cs(f"#{room} is closed" + (f": {why}" if why else ""))
+            case OperDone(target=name):
+                return self._notice(f"{name} was removed from the server")
             case HistoryReply():
                 return self._history(ev)
             case HistoryTargets(targets=targets, tag=tag):
