@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from salas.console.link import AdminLink, NoServer, Refused
-from salas.proto.line import safe
+from salas.proto.line import idle_text, safe
 
 #: Seconds ``shutdown`` waits for the server to be gone.
 SHUTDOWN_WAIT = 30.0
@@ -107,17 +107,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 # -- plain text shapes ---------------------------------------------------------------
 
 
-def idle(seconds: float) -> str:
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600}h"
-
-
 def room_line(r: dict[str, Any]) -> str:
     """``Teste - 2/2`` as seed 001's server shows it, then flags and topic."""
     count = f"{r['count']}/{r['limit']}" if r.get("limit") is not None else str(r["count"])
@@ -148,7 +137,7 @@ def users_table(users: list[dict[str, Any]]) -> str:
             u["door"],
             safe(u["address"]),
             safe(",".join(u["rooms"])) or "-",
-            idle(u["idle"]),
+            idle_text(u["idle"]),
             safe(u.get("account") or "-"),
         ]
         for u in users

@@ -97,13 +97,16 @@ def _clock(ts: float) -> str:
     return time.strftime("%H:%M", time.gmtime(ts))
 
 
-def _idle(seconds: float) -> str:
+def idle_text(seconds: float) -> str:
+    """``45s``, ``12m``, ``3h05m``, ``2d4h``: idle times in listings."""
     s = int(seconds)
     if s < 60:
         return f"{s}s"
     if s < 3600:
         return f"{s // 60}m"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600}h"
 
 
 @dataclass(frozen=True, slots=True)
@@ -660,7 +663,7 @@ class LineDoor:
     @staticmethod
     def _whois_row(u: UserInfo, rooms: tuple[tuple[str, str], ...]) -> str:
         addr = u.address if u.address.startswith("[") else f"[{u.address}]"
-        row = f"> {u.name} {addr} via {u.door}, idle {_idle(u.idle)}"
+        row = f"> {u.name} {addr} via {u.door}, idle {idle_text(u.idle)}"
         if rooms:
             row += ", in " + " ".join(rank + room for room, rank in rooms)
         if u.oper:
@@ -673,7 +676,7 @@ class LineDoor:
     def _who_row(u: UserInfo) -> str:
         op = "@" if "o" in u.modes else ""
         addr = u.address if u.address.startswith("[") else f"[{u.address}]"
-        row = f"  {op}{u.name} {addr} {u.door}, idle {_idle(u.idle)}"
+        row = f"  {op}{u.name} {addr} {u.door}, idle {idle_text(u.idle)}"
         if u.oper:
             row += ", server operator"
         if u.away:
