@@ -10,30 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import shutil
 import socket
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from support import TIME, LineClient, RunningServer, start_server, welcome
+from support import TIME, RunningServer, start_server, welcome
+from webpage import (
+    ARGS,
+    ARTIFACTS,
+    AXE_JS,
+    WAIT,
+    Contexts,
+    axe,
+    base,
+    chromium,
+    line_expect,
+    require_chromium,
+)
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-if not os.access(CHROMIUM, os.X_OK):
-    pytest.skip(
-        "Debian's chromium is not installed (scripts/system-deps.sh installs it when run as root)",
-        allow_module_level=True,
-    )
+require_chromium()
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
-ARGS = ["--disable-gpu", "--disable-quic", "--disable-dev-shm-usage"]
 CONFIG = """\
 [limits]
 flood_exempt = ["127.0.0.0/8"]
@@ -42,9 +45,6 @@ flood_exempt = ["127.0.0.0/8"]
 name = "operuser"
 password = "operpassword"
 """
-ARTIFACTS = Path(__file__).parent / "artifacts"
-AXE_JS = Path(__file__).parent / "vendor" / "axe.min.js"
-WAIT = 10_000 * TIME  # ms, for every expectation
 expect.set_options(timeout=WAIT)
 
 #: Where the focus is, and whether it shows: an outline or a ring at least 2px wide.
@@ -76,30 +76,15 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    async with chromium(ARGS) as b:
         yield b
-        await b.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def new_page(browser: Browser) -> AsyncIterator[Any]:
-    contexts: list[BrowserContext] = []
-
-    async def open_(**options: Any) -> Page:
-        options.setdefault("viewport", {"width": 1280, "height": 800})
-        context = await browser.new_context(**options)
-        context.set_default_timeout(WAIT)
-        contexts.append(context)
-        return await context.new_page()
-
-    yield open_
-    for context in contexts:
-        await context.close()
-
-
-def base(server: RunningServer) -> str:
-    return f"http://127.0.0.1:{server.ports['http']}/"
+    contexts = Contexts(browser)
+    yield contexts.page
+    await contexts.close()
 
 
 async def enter(page: Page, server: RunningServer, name: str) -> None:
@@ -138,10 +123,6 @@ def room_item(page: Page, room: str) -> Any:
     )
 
 
-async def line_expect(client: LineClient, needle: str) -> str:
-    return await asyncio.to_thread(client.expect, needle)
-
-
 def admin_console(server: RunningServer, cmd: str, **args: Any) -> Any:
     """One request on the server's admin socket (what ``salas admin`` does)."""
     with socket.socket(socket.AF_UNIX) as s:
@@ -175,20 +156,6 @@ async def _walk_focus(page: Page, limit: int = 80) -> list[dict[str, Any]]:
         "() => document.querySelectorAll('[data-seen]').forEach(e => delete e.dataset.seen)"
     )
     return seen
-
-
-async def _axe(page: Page, least: int = 20) -> list[dict[str, Any]]:
-    """axe-core's critical and serious violations on the page as it is now
-    (having checked more than ``least`` things: a modal dialog leaves fewer)."""
-    if not await page.evaluate("() => typeof window.axe === 'object'"):
-        await page.add_script_tag(content=AXE_JS.read_text())
-    report = json.loads(await page.evaluate("async () => JSON.stringify(await axe.run(document))"))
-    assert len(report["passes"]) > least, "axe-core checked next to nothing"
-    return [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
-        for v in report["violations"]
-        if v["impact"] in ("critical", "serious")
-    ]
 
 
 # -- an operator ------------------------------------------------------------------------------
@@ -432,7 +399,7 @@ async def test_admin_view_on_a_phone_and_with_axe(srv: RunningServer, new_page: 
             await open_admin(page)
             await expect(room_item(page, "axeroom")).to_contain_text("<b>tags</b> stay text")
             await expect(page.locator("#admin-users li", has_text="lars")).to_be_visible()
-            found[f"{scheme} admin"] = await _axe(page)
+            found[f"{scheme} admin"] = await axe(page)
             if scheme == "light":
                 stops = await _walk_focus(page)
                 labels = [s["label"] for s in stops]
@@ -443,7 +410,7 @@ async def test_admin_view_on_a_phone_and_with_axe(srv: RunningServer, new_page: 
                 assert "button:Remove lars from the server" in labels, labels
             await page.get_by_role("button", name="Remove lars from the server").click()
             await expect(page.locator("#confirm")).to_be_visible()
-            found[f"{scheme} confirm"] = await _axe(page, 10)
+            found[f"{scheme} confirm"] = await axe(page, 10)
             await page.locator("#confirm-cancel").click()
             await expect(page.locator("#confirm")).to_be_hidden()
 
@@ -459,7 +426,7 @@ async def test_admin_view_on_a_phone_and_with_axe(srv: RunningServer, new_page: 
             assert width <= 375, f"the page scrolls sideways: {width}px"
             for control in ("#broadcast-text", "#admin-back"):
                 await expect(page.locator(control)).to_be_in_viewport()
-            found[f"{scheme} phone admin"] = await _axe(page)
+            found[f"{scheme} phone admin"] = await axe(page)
             if scheme == "dark":
                 ARTIFACTS.mkdir(exist_ok=True)
                 await page.screenshot(path=ARTIFACTS / "web-admin-phone-dark.png")

@@ -12,7 +12,6 @@ real work. Every wait is bounded."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import shutil
@@ -25,34 +24,25 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from support import TIME, RunningServer, start_server
+from webpage import ARGS, ARTIFACTS, WAIT, Contexts, axe, base, chromium, require_chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-if not os.access(CHROMIUM, os.X_OK):
-    pytest.skip(
-        "Debian's chromium is not installed (scripts/system-deps.sh installs it when run as root)",
-        allow_module_level=True,
-    )
+require_chromium()
 
 pytestmark = [pytest.mark.slow]
 in_loop = pytest.mark.asyncio(loop_scope="module")
 
 #: TESTING.md sections 1 and 2: Debian's Chromium with a fake camera and
 #: microphone, permission granted, and ICE candidates on loopback allowed.
-ARGS = [
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-dev-shm-usage",
+CALL_ARGS = [
+    *ARGS,
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
     "--allow-loopback-in-peer-connection",
 ]
 EXEMPT = '[limits]\nflood_exempt = ["127.0.0.0/8"]\n'
-ARTIFACTS = Path(__file__).parent / "artifacts"
-AXE_JS = Path(__file__).parent / "vendor" / "axe.min.js"
-WAIT = 10_000 * TIME  # ms, for every expectation
 CONNECT_WAIT = 25_000 * TIME  # ms: the page itself gives up after 20 s
 expect.set_options(timeout=WAIT)
 #: Set in the child that runs inside the loopback-only network namespace.
@@ -72,10 +62,8 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    async with chromium(CALL_ARGS) as b:
         yield b
-        await b.close()
 
 
 Open = Callable[..., Awaitable[Page]]
@@ -83,23 +71,14 @@ Open = Callable[..., Awaitable[Page]]
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def open_page(browser: Browser) -> AsyncIterator[Open]:
-    contexts: list[BrowserContext] = []
+    contexts = Contexts(browser)
 
     async def open_(**options: Any) -> Page:
-        options.setdefault("viewport", {"width": 1280, "height": 800})
         options.setdefault("bypass_csp", True)  # axe-core is added as an inline script
-        context = await browser.new_context(**options)
-        context.set_default_timeout(WAIT)
-        contexts.append(context)
-        return await context.new_page()
+        return await contexts.page(**options)
 
     yield open_
-    for context in contexts:
-        await context.close()
-
-
-def base(server: RunningServer) -> str:
-    return f"http://127.0.0.1:{server.ports['http']}/"
+    await contexts.close()
 
 
 async def enter(page: Page, server: RunningServer, name: str) -> None:
@@ -140,20 +119,6 @@ async def raw_request(page: Page, server: RunningServer, name: str, req: dict[st
       return m;
     }"""
     return await page.evaluate(script, [url, name, req])
-
-
-async def axe(page: Page) -> list[dict[str, Any]]:
-    """axe-core's critical and serious violations on the page as it is now."""
-    if not await page.evaluate("() => typeof window.axe === 'object'"):
-        await page.add_script_tag(content=AXE_JS.read_text())
-    result = await page.evaluate("async () => JSON.stringify(await axe.run(document))")
-    report = json.loads(result)
-    assert len(report["passes"]) > 20, "axe-core checked next to nothing"
-    return [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
-        for v in report["violations"]
-        if v["impact"] in ("critical", "serious")
-    ]
 
 
 # -- byte counters --------------------------------------------------------------------
@@ -246,12 +211,8 @@ async def _in_namespace() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = start_server(Path(tmp), ("http",), config=EXEMPT)
         try:
-            async with async_playwright() as p:
-                b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-                try:
-                    await _video_call(b, server)
-                finally:
-                    await b.close()
+            async with chromium(CALL_ARGS) as b:
+                await _video_call(b, server)
         finally:
             server.stop()
 

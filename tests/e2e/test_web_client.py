@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
-import shutil
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -29,28 +27,30 @@ from playwright.async_api import (
     Dialog,
     Locator,
     Page,
-    async_playwright,
     expect,
 )
 
-from support import TIME, LineClient, RunningServer, start_server, welcome
+from support import TIME, RunningServer, start_server, welcome
+from webpage import (
+    ARGS,
+    ARTIFACTS,
+    AXE_JS,
+    WAIT,
+    Contexts,
+    axe,
+    base,
+    chromium,
+    line_expect,
+    require_chromium,
+)
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-if not os.access(CHROMIUM, os.X_OK):
-    pytest.skip(
-        "Debian's chromium is not installed (scripts/system-deps.sh installs it when run as root)",
-        allow_module_level=True,
-    )
+require_chromium()
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
-#: TESTING.md section 1: Debian's Chromium, no `playwright install`.
-ARGS = ["--disable-gpu", "--disable-quic", "--disable-dev-shm-usage"]
 EXEMPT = '[limits]\nflood_exempt = ["127.0.0.0/8"]\n'
-ARTIFACTS = Path(__file__).parent / "artifacts"
 #: A message's time, as the protocol gives it: ISO 8601, UTC, milliseconds.
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-WAIT = 10_000 * TIME  # ms, for every expectation
 expect.set_options(timeout=WAIT)
 
 #: What counts as focusable for the keyboard checks (visible ones only).
@@ -82,10 +82,8 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    async with chromium(ARGS) as b:
         yield b
-        await b.close()
 
 
 class Person:
@@ -116,22 +114,14 @@ Open = Callable[..., Awaitable[Person]]
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def open_person(browser: Browser) -> AsyncIterator[Open]:
-    contexts: list[BrowserContext] = []
+    contexts = Contexts(browser)
 
     async def open_(**options: Any) -> Person:
-        options.setdefault("viewport", {"width": 1280, "height": 800})
-        context = await browser.new_context(**options)
-        context.set_default_timeout(WAIT)
-        contexts.append(context)
-        return Person(context, await context.new_page())
+        page = await contexts.page(**options)
+        return Person(page.context, page)
 
     yield open_
-    for context in contexts:
-        await context.close()
-
-
-def base(server: RunningServer) -> str:
-    return f"http://127.0.0.1:{server.ports['http']}/"
+    await contexts.close()
 
 
 async def enter(person: Person, server: RunningServer, name: str) -> None:
@@ -158,10 +148,6 @@ async def go(person: Person, command: str) -> None:
     until the room is in view."""
     await say(person, command)
     await expect(person.page.locator("#title")).to_have_text("#" + command.split()[1])
-
-
-async def line_expect(client: LineClient, needle: str) -> str:
-    return await asyncio.to_thread(client.expect, needle)
 
 
 def free_port() -> int:
@@ -724,25 +710,6 @@ async def test_a_phone_sized_screen(srv: RunningServer, open_person: Open) -> No
     await page.screenshot(path=ARTIFACTS / "web-client-phone.png")
 
 
-AXE_JS = Path(__file__).parent / "vendor" / "axe.min.js"
-
-
-async def _axe(page: Page) -> list[dict[str, Any]]:
-    """axe-core's critical and serious violations on the page as it is now."""
-    if not await page.evaluate("() => typeof window.axe === 'object'"):
-        # The page's CSP forbids scripts from elsewhere: inject it past the CSP.
-        await page.add_script_tag(content=AXE_JS.read_text())
-    result = await page.evaluate("async () => JSON.stringify(await axe.run(document))")
-    report = json.loads(result)
-    assert len(report["passes"]) > 20, "axe-core checked next to nothing"
-    violations: list[dict[str, Any]] = report["violations"]
-    return [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
-        for v in violations
-        if v["impact"] in ("critical", "serious")
-    ]
-
-
 async def test_no_critical_or_serious_axe_violations(srv: RunningServer, open_person: Open) -> None:
     """SPEC: no critical or serious axe-core violations on any view (The Lounge
     has 10 in its chat view), in the light and the dark theme."""
@@ -753,11 +720,11 @@ async def test_no_critical_or_serious_axe_violations(srv: RunningServer, open_pe
         amy = await open_person(color_scheme=scheme, bypass_csp=True)
         page = amy.page
         await page.goto(base(srv))
-        found[f"{scheme} sign-in"] = await _axe(page)
+        found[f"{scheme} sign-in"] = await axe(page)
         await page.locator("#login-password").fill("x")
         await page.locator("#register-go").click()  # no name: an error shows
         await expect(page.locator("#login-error")).not_to_be_empty()
-        found[f"{scheme} sign-in error"] = await _axe(page)
+        found[f"{scheme} sign-in error"] = await axe(page)
         await page.locator("#login-password").fill("")
         name = f"amy{scheme}"
         await page.locator("#login-name").fill(name)
@@ -768,16 +735,16 @@ async def test_no_critical_or_serious_axe_violations(srv: RunningServer, open_pe
         await say(amy, "/me checks the contrast")
         await say(amy, "/msg nobody-here hi")
         await expect(page.locator("#alert")).to_contain_text("nobody-here")
-        found[f"{scheme} conversation"] = await _axe(page)
+        found[f"{scheme} conversation"] = await axe(page)
         await page.locator("#room-list button", has_text="lobby").click()
         await page.locator("#browse summary").click()
         await page.locator("#new-room summary").click()
         await expect(page.locator("#all-rooms li").first).to_be_visible()
-        found[f"{scheme} chat"] = await _axe(page)
+        found[f"{scheme} chat"] = await axe(page)
         await page.set_viewport_size({"width": 375, "height": 667})
-        found[f"{scheme} phone"] = await _axe(page)
+        found[f"{scheme} phone"] = await axe(page)
         await page.locator("#menu").click()
-        found[f"{scheme} phone menu"] = await _axe(page)
+        found[f"{scheme} phone menu"] = await axe(page)
     print("axe critical/serious violations per view:", {k: len(v) for k, v in found.items()})
     assert all(not v for v in found.values()), found
 
