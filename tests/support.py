@@ -231,51 +231,80 @@ def welcome(port: int, name: str | None = None) -> LineClient:
 SHA_RE = re.compile(r"SHA-256 ([0-9a-f]{64})")
 
 
-class PipeChat:
-    """``salas chat`` with stdin and stdout on pipes: lines in, lines out."""
+class ProcLines:
+    """A subprocess's stdout, read line by line with bounded waits."""
 
-    def __init__(self, args: list[str], tmp: Path) -> None:
-        self.proc = subprocess.Popen(
-            salas_cmd("chat", *args),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=test_env(tmp),
-        )
-        assert self.proc.stdout is not None
-        self.fd = self.proc.stdout.fileno()
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        self.proc = proc
+        self.fd = proc.stdout.fileno()
         self.buf = b""
         self.seen: list[str] = []
+        self.eof = False
+
+    def next_line(self, timeout: float = 5.0) -> str:
+        deadline = time.monotonic() + timeout * TIME
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if self.eof or left <= 0:
+                raise TimeoutError(f"no line within {timeout}s; seen: {self.seen[-15:]}")
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                data = os.read(self.fd, 65536)
+                self.buf += data
+                self.eof = not data
+        raw, self.buf = self.buf.split(b"\n", 1)
+        line = raw.decode("utf-8", "replace")
+        self.seen.append(line)
+        return line
+
+    def expect(self, needle: str, timeout: float = 5.0) -> str:
+        deadline = time.monotonic() + timeout * TIME
+        while True:
+            left = (deadline - time.monotonic()) / TIME
+            if left <= 0:
+                raise TimeoutError(f"{needle!r} not printed; seen: {self.seen[-15:]}")
+            line = self.next_line(left)
+            if needle in line:
+                return line
+
+    def rest(self, timeout: float = 5.0) -> list[str]:
+        """Every line up to the end of its output."""
+        lines = []
+        deadline = time.monotonic() + timeout * TIME
+        while time.monotonic() < deadline:
+            try:
+                lines.append(self.next_line((deadline - time.monotonic()) / TIME))
+            except TimeoutError:
+                break
+        assert self.eof, f"output did not end; seen: {self.seen[-15:]}"
+        return lines
+
+
+class PipeChat(ProcLines):
+    """``salas chat`` with stdin and stdout on pipes: lines in, lines out."""
+
+    def __init__(self, args: list[str], tmp: Path, stderr: int = subprocess.DEVNULL) -> None:
+        super().__init__(
+            subprocess.Popen(
+                salas_cmd("chat", *args),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=test_env(tmp),
+            )
+        )
 
     def send(self, text: str) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(text.encode() + b"\n")
         self.proc.stdin.flush()
 
-    def expect(self, needle: str, timeout: float = 5.0) -> str:
-        deadline = time.monotonic() + timeout * TIME
-        while True:
-            while b"\n" in self.buf:
-                raw, self.buf = self.buf.split(b"\n", 1)
-                line = raw.decode("utf-8", "replace")
-                self.seen.append(line)
-                if needle in line:
-                    return line
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"{needle!r} not printed; seen: {self.seen[-15:]}")
-            ready, _, _ = select.select([self.fd], [], [], left)
-            if ready:
-                data = os.read(self.fd, 65536)
-                if not data:
-                    raise TimeoutError(f"{needle!r}: output ended; seen: {self.seen[-15:]}")
-                self.buf += data
-
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(5)
-        for f in (self.proc.stdin, self.proc.stdout):
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if f is not None:
                 f.close()
 

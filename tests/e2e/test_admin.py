@@ -14,7 +14,6 @@ import json
 import os
 import pwd
 import re
-import select
 import signal
 import socket
 import stat
@@ -28,7 +27,16 @@ import pexpect
 import pytest
 
 from salas.console.link import AdminLink
-from support import TIME, LineClient, RunningServer, salas_cmd, start_server, test_env, welcome
+from support import (
+    TIME,
+    LineClient,
+    ProcLines,
+    RunningServer,
+    salas_cmd,
+    start_server,
+    test_env,
+    welcome,
+)
 
 SERVER = "irc.test"
 CONFIG = f"""
@@ -495,34 +503,6 @@ def test_broadcast_reaches_both_doors(data: Path, people: Any) -> None:
 # -- logs ----------------------------------------------------------------------------------
 
 
-class Output:
-    """A subprocess's stdout, read line by line with bounded waits."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None
-        self.fd = proc.stdout.fileno()
-        self.buf = b""
-        self.seen: list[str] = []
-
-    def expect(self, needle: str, timeout: float = 5.0) -> str:
-        deadline = time.monotonic() + timeout * TIME
-        while True:
-            while b"\n" in self.buf:
-                raw, self.buf = self.buf.split(b"\n", 1)
-                line = raw.decode("utf-8", "replace")
-                self.seen.append(line)
-                if needle in line:
-                    return line
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([self.fd], [], [], max(left, 0))
-            if not ready:
-                raise AssertionError(f"{needle!r} not printed; seen: {self.seen[-10:]}")
-            chunk = os.read(self.fd, 65536)
-            if not chunk:
-                raise AssertionError(f"output ended before {needle!r}; seen: {self.seen[-10:]}")
-            self.buf += chunk
-
-
 def test_logs_and_follow(data: Path, people: Any) -> None:
     ok(data, "broadcast", "before following")
     lines = ok(data, "logs", "--lines", "3").splitlines()
@@ -536,7 +516,7 @@ def test_logs_and_follow(data: Path, people: Any) -> None:
         env=test_env(data.parent),
     )
     try:
-        out = Output(proc)
+        out = ProcLines(proc)
         out.expect("broadcast: before following")
         line, _ = people
         line("fola")

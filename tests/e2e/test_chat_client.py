@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import select
 import signal
 import socket
 import subprocess
@@ -17,76 +15,7 @@ import pexpect
 import pyte
 import pytest
 
-from support import TIME, RunningServer, salas_cmd, test_env, welcome
-
-
-class PipeChat:
-    """``salas chat`` with stdin and stdout on pipes: lines in, lines out."""
-
-    def __init__(self, args: list[str], tmp: Path) -> None:
-        self.proc = subprocess.Popen(
-            salas_cmd("chat", *args),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=test_env(tmp),
-        )
-        assert self.proc.stdout is not None
-        self.fd = self.proc.stdout.fileno()
-        self.buf = b""
-        self.seen: list[str] = []
-        self.eof = False
-
-    def send(self, text: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text.encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def next_line(self, timeout: float = 5.0) -> str:
-        deadline = time.monotonic() + timeout * TIME
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if self.eof or left <= 0:
-                raise TimeoutError(f"no line within {timeout}s; seen: {self.seen[-10:]}")
-            ready, _, _ = select.select([self.fd], [], [], left)
-            if ready:
-                data = os.read(self.fd, 65536)
-                self.buf += data
-                self.eof = not data
-        raw, self.buf = self.buf.split(b"\n", 1)
-        line = raw.decode("utf-8", "replace")
-        self.seen.append(line)
-        return line
-
-    def expect(self, needle: str, timeout: float = 5.0) -> str:
-        deadline = time.monotonic() + timeout * TIME
-        while True:
-            left = (deadline - time.monotonic()) / TIME
-            if left <= 0:
-                raise TimeoutError(f"{needle!r} not printed; seen: {self.seen[-15:]}")
-            line = self.next_line(left)
-            if needle in line:
-                return line
-
-    def rest(self, timeout: float = 5.0) -> list[str]:
-        """Every line up to the end of its output."""
-        lines = []
-        deadline = time.monotonic() + timeout * TIME
-        while time.monotonic() < deadline:
-            try:
-                lines.append(self.next_line((deadline - time.monotonic()) / TIME))
-            except TimeoutError:
-                break
-        assert self.eof, f"output did not end; seen: {self.seen[-15:]}"
-        return lines
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(5)
-        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if f is not None:
-                f.close()
+from support import TIME, PipeChat, RunningServer, salas_cmd, test_env, welcome
 
 
 @pytest.fixture
@@ -94,7 +23,7 @@ def pipe_chat(tmp_path: Path) -> Iterator[Callable[..., PipeChat]]:
     procs: list[PipeChat] = []
 
     def start(*args: str) -> PipeChat:
-        p = PipeChat(list(args), tmp_path)
+        p = PipeChat(list(args), tmp_path, stderr=subprocess.PIPE)
         procs.append(p)
         return p
 
