@@ -14,6 +14,10 @@ command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 { command -v ip >/dev/null 2>&1 && command -v ss >/dev/null 2>&1; } || need+=(iproute2)
 # The PostgreSQL store's tests start a server of their own (initdb, postgres).
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
+# Several nodes share one chat through Redis; the cluster tests start their own
+# redis-server, and put HAProxy in front of the nodes as operators would.
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "salas: installing Debian packages: ${need[*]}" >&2

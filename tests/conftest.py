@@ -1,4 +1,5 @@
-"""Fixtures shared across the layers: a real PostgreSQL (see ``tests/pg.py``)."""
+"""Fixtures shared across the layers: a real PostgreSQL (``tests/pg.py``) and a
+real Redis (``tests/redisrv.py``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from pg import Cluster, Unavailable, start_cluster
+from redisrv import RedisServer
+from redisrv import Unavailable as RedisUnavailable
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +27,14 @@ def pg_cluster() -> Iterator[Cluster]:
 def pg_url(pg_cluster: Cluster) -> str:
     """The URL of a fresh, empty database of its own for this test."""
     return pg_cluster.new_database()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A Redis server of this test's own, on a free loopback port."""
+    try:
+        server = RedisServer()
+    except RedisUnavailable as why:
+        pytest.skip(f"Redis: {why}")
+    yield server
+    server.close()

@@ -105,6 +105,7 @@ def start_server(
     config: str | None = None,
     extra_args: tuple[str, ...] = (),
     ports: dict[str, int] | None = None,
+    env: dict[str, str] | None = None,
 ) -> RunningServer:
     """``salas serve`` on loopback, each door on a free port (or on the port
     ``ports`` gives it: a restart on the same address, say). The data dir is
@@ -123,7 +124,7 @@ def start_server(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env=test_env(tmp),
+        env={**test_env(tmp), **(env or {})},
     )
     server = RunningServer(proc, data)
     threading.Thread(target=server._pump, daemon=True).start()

@@ -145,6 +145,21 @@ class DirectSettings:
 
 
 @dataclass(slots=True)
+class BusSettings:
+    #: "" (this node alone), or "redis://HOST[:PORT][/DB]" (needs salas[redis]):
+    #: every node with the same bus (and the same PostgreSQL store) is one chat.
+    url: str = ""
+    #: This node's name in logs and in ``salas admin`` (default: HOST:PID).
+    node: str = ""
+    #: Seconds between this node's heartbeats.
+    heartbeat: float = 1.0
+    #: A node unheard for this many seconds is gone: its users are shown leaving.
+    node_timeout: float = 5.0
+    #: Operations a node keeps waiting while the bus is away; past it, new ones are refused.
+    max_waiting: int = 100_000
+
+
+@dataclass(slots=True)
 class Operator:
     name: str
     password: str
@@ -160,6 +175,7 @@ class Config:
     store: StoreSettings = field(default_factory=StoreSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     direct: DirectSettings = field(default_factory=DirectSettings)
+    bus: BusSettings = field(default_factory=BusSettings)
     operators: list[Operator] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -193,6 +209,7 @@ _SECTIONS: dict[str, type] = {
     "store": StoreSettings,
     "history": HistorySettings,
     "direct": DirectSettings,
+    "bus": BusSettings,
 }
 
 
@@ -341,6 +358,15 @@ def _validate(cfg: Config) -> None:
     for url in cfg.direct.stun + cfg.direct.turn:
         if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
             raise ConfigError(f"direct.stun/turn: {url!r} is not a stun: or turn: URL")
+    bus = cfg.bus
+    if bus.url and not bus.url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f'bus.url: expected "" or redis://HOST[:PORT][/DB], got {bus.url!r}')
+    if bus.heartbeat <= 0:
+        raise ConfigError("bus.heartbeat: must be above 0")
+    if bus.node_timeout < 2 * bus.heartbeat:
+        raise ConfigError("bus.node_timeout: must be at least twice bus.heartbeat")
+    if bus.max_waiting < 1:
+        raise ConfigError("bus.max_waiting: must be at least 1")
 
 
 #: URL schemes of a PostgreSQL store (libpq and asyncpg take both).

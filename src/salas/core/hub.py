@@ -101,6 +101,16 @@ SERVER_OWNER = "*"
 #: and people read back from the store have 0).
 SERVER_SID = -1
 
+#: With a bus, a session id is ``node << NODE_SHIFT | n``: unique in the whole
+#: cluster, so every node's hub knows everyone by the same id (and below 2**53,
+#: so browsers read it exactly).
+NODE_SHIFT = 32
+
+
+def node_of(sid: int) -> int:
+    """The node a session is connected to (0 without a bus)."""
+    return sid >> NODE_SHIFT
+
 
 @dataclass(frozen=True, slots=True)
 class HubSettings:
@@ -1198,6 +1208,22 @@ class Hub:
         ttl = self.settings.offer_ttl
         for call in [k for k in self.calls.values() if not k.accepted and now - k.started >= ttl]:
             self._end_call(call, "no answer", out)
+        return out
+
+    def remove_node(
+        self, node: int, reason: str, now: float, closing: bool = False
+    ) -> list[Delivery]:
+        """A node left the cluster, or went silent: its sessions quit for everyone
+        else. ``closing`` tells its own people first (a node shutting down)."""
+        reason = clean_reason(reason)
+        for sid in [s for s in self.preauth if node_of(s) == node]:
+            del self.preauth[sid]
+        gone = [u for sid, u in self.users.items() if node_of(sid) == node]
+        out: list[Delivery] = []
+        if closing and gone:
+            out.append(Delivery(tuple(u.sid for u in gone), Closing(reason, "shutdown")))
+        for user in gone:
+            self._remove_user(user, now, out, "quit", reason)
         return out
 
     def shutdown(self, reason: str) -> list[Delivery]:

@@ -23,6 +23,7 @@ from salas.core import commands as c
 from salas.core import errors as e
 from salas.core.events import Delivery, Failed
 from salas.core.names import fold
+from salas.core.oplog import Do
 
 if TYPE_CHECKING:
     from salas.net.server import Connection, Server
@@ -191,30 +192,40 @@ class Accounts:
                     raise e.LoginFailed()
                 who = user.name if user else f"{conn.host}:{conn.port} (registering)"
                 log.info("> %s logged in to account %s", who, name)
-                return hub.log_in(sid, key, how, time.time(), cmd)
+                await self.server.call("log_in", sid, key, how, cmd)
             case c.RegisterAccount(password=password):
                 hub.check_register(sid)
                 check_password_rules(password)
                 hashed = await self.hash(password)
-                out = hub.register_account(sid, hashed, time.time(), cmd)
+                self._need_store()
+                await self.server.call("register_account", sid, hashed, cmd)
                 if user is not None and user.account:
                     log.info("> account %s registered", user.account)
-                return out
             case c.OperUp(name=name, password=password):
                 if user is None:
                     raise e.LoginFailed()
                 if not await self._oper_proven(conn, name, password):
                     raise e.LoginFailed()
                 log.info("> %s is a server operator (as %s)", user.name, name)
-                return hub.handle(sid, c.BecomeOper(name), time.time())
+                if self.server.bus is not None:
+                    await self.server.bus.call(Do(sid, c.BecomeOper(name)))
+                else:
+                    return hub.handle(sid, c.BecomeOper(name), time.time())
             case c.ChangePassword(old=old, new=new):
                 if user is None or user.account is None:
                     raise e.NotLoggedIn()
                 check_password_rules(new)
                 if await self._proven(conn, user.account, old) is None:
                     raise e.LoginFailed()
-                return hub.set_password(sid, await self.hash(new), time.time(), cmd)
+                hashed = await self.hash(new)
+                self._need_store()
+                await self.server.call("set_password", sid, hashed, cmd)
         return []
+
+    def _need_store(self) -> None:
+        """With a bus the hubs can't each judge their own store: this node does."""
+        if not self.server.store_ok:
+            raise e.StoreUnavailable()
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -269,7 +269,7 @@ class AdminServer:
 
     async def run(self, cmd: str, args: dict[str, Any], by: str) -> Any:
         """Run one checked request as ``by``; ChatError when the hub refuses it."""
-        hub, now = self.hub, time.time()
+        hub, now, call = self.hub, time.time(), self.server.call
         name = args.get("name", "")
         reason = args.get("reason", "")
         match cmd:
@@ -278,35 +278,33 @@ class AdminServer:
             case "rooms.who":
                 return [user_json(u) for u in hub.list_users(now, args["room"])]
             case "rooms.create":
-                self._apply(
-                    hub.create_room(
-                        args["room"],
-                        by,
-                        now,
-                        limit=args.get("limit"),
-                        private=args.get("private", False),
-                        key=args.get("key"),
-                        topic=args.get("topic", ""),
-                    )
+                await call(
+                    "create_room",
+                    args["room"],
+                    by,
+                    args.get("limit"),
+                    args.get("private", False),
+                    args.get("key"),
+                    args.get("topic", ""),
                 )
                 return self._room(args["room"])
             case "rooms.set":
                 changes = self._changes(args)
-                self._apply(hub.set_room(args["room"], by, now, changes, args.get("topic")))
+                await call("set_room", args["room"], by, changes, args.get("topic"))
                 return self._room(args["room"])
             case "rooms.close":
-                self._apply(hub.close_room(args["room"], reason, by, now))
+                await call("close_room", args["room"], reason, by)
                 return None
             case "users.list":
                 return [user_json(u) for u in hub.list_users(now)]
             case "users.kick":
-                self._apply(hub.kill(name, reason, by, now))
+                await call("kill", name, reason, by)
                 return None
             case "users.oper" | "users.deoper":
-                self._apply(hub.set_oper(name, cmd == "users.oper", by))
+                await call("set_oper", name, cmd == "users.oper", by)
                 return None
             case "broadcast":
-                self._apply(hub.broadcast(args["text"], by))
+                await call("broadcast", args["text"], by, "")
                 return len(hub.users)
             case "logs":
                 return self._tail(args)
@@ -326,15 +324,15 @@ class AdminServer:
                 if fold(name) in hub.accounts:  # before spending a hash on it
                     raise e.AccountExists(name)
                 password_hash = await self.server.accounts.hash(args["password"])
-                self._apply(
-                    hub.create_account(name, password_hash, args.get("oper", False), by, now)
-                )
+                if not self.server.store_ok:
+                    raise e.StoreUnavailable()
+                await call("create_account", name, password_hash, args.get("oper", False), by)
                 return None
             case "accounts.delete":
-                self._apply(hub.delete_account(name, by, now))
+                await call("delete_account", name, by)
                 return None
             case "accounts.oper" | "accounts.deoper":
-                self._apply(hub.set_account_oper(name, cmd == "accounts.oper", by))
+                await call("set_account_oper", name, cmd == "accounts.oper", by)
                 return None
             case "shutdown":
                 what = "shut the server down" + (f": {reason}" if reason else "")

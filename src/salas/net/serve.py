@@ -15,6 +15,7 @@ from salas.config import Config, postgres_url, store_label, store_path
 from salas.core.hub import Hub, HubSettings
 from salas.logs import Logs, Recent
 from salas.net.admin import AdminServer, AdminSocketError, check_private_dir
+from salas.net.bus import BusError, RedisBus
 from salas.net.doors import door_factories
 from salas.net.server import Server
 from salas.store.base import Store, StoreError
@@ -97,22 +98,41 @@ async def _serve(config: Config, data_dir: Path, recent: Recent | None = None) -
     except OSError as err:
         log.error("salas: cannot open the store: %s", err)
         return 1
-    hub = Hub(
-        HubSettings(
-            server_name=config.server.name,
-            lobby=config.server.lobby,
-            max_rooms=lim.max_rooms,
-            empty_room_ttl=lim.empty_room_ttl,
-            history_on_join=config.history.on_join,
-            history_max=config.history.max_request,
-            direct=config.direct.enabled,
-            offer_ttl=config.direct.offer_ttl,
-        ),
-        loaded=loaded,
-        recent=store.recent,
-        now=time.time(),
+    settings = HubSettings(
+        server_name=config.server.name,
+        lobby=config.server.lobby,
+        max_rooms=lim.max_rooms,
+        empty_room_ttl=lim.empty_room_ttl,
+        history_on_join=config.history.on_join,
+        history_max=config.history.max_request,
+        direct=config.direct.enabled,
+        offer_ttl=config.direct.offer_ttl,
     )
+
+    def from_store() -> Hub:
+        return Hub(settings, loaded=loaded, recent=store.recent, now=time.time())
+
+    bus: RedisBus | None = None
+    if config.bus.url:
+        if postgres_url(config) is None:
+            log.warning(
+                "bus: the store is not PostgreSQL: each node keeps its own history,"
+                " and a node that joins later has none of what was said before"
+            )
+        bus = RedisBus(config.bus, config.server.name)
+        try:
+            # A node that joins a running chat takes its state from the others.
+            hub = await bus.start(from_store, lambda: Hub(settings))
+        except BusError as err:
+            log.error("salas: %s", err)
+            await store.close()
+            return 1
+    else:
+        hub = from_store()
     server = Server(config, hub, loop, store)
+    if bus is not None:
+        server.use_bus(bus)
+        bus.attach(server)
     admin = AdminServer(server, recent, data_dir)
     try:
         await admin.start()
@@ -123,6 +143,9 @@ async def _serve(config: Config, data_dir: Path, recent: Recent | None = None) -
         for srv in server.servers:
             srv.close()
         await admin.close()
+        if bus is not None:
+            await bus.leave("")
+            await bus.close()
         await store.close()
         return 1
     log.info(
@@ -161,6 +184,8 @@ async def _serve(config: Config, data_dir: Path, recent: Recent | None = None) -
             loop.remove_signal_handler(sig)
     log.info("shutting down: telling %d user(s)", len(hub.users))
     await server.shutdown(reasons[0] if reasons else "")
+    if bus is not None:
+        await bus.close()
     await admin.close()
     log.info("stopped")
     return 0

@@ -24,27 +24,35 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from salas.config import Config
-from salas.core.commands import ACCOUNT_COMMANDS, Command, Quit
+from salas.core import errors as e
+from salas.core import operations
+from salas.core.commands import ACCOUNT_COMMANDS, Command, Quit, Say, Tell
 from salas.core.events import (
     Closing,
     Delivery,
+    Failed,
     HistoryReply,
     HistoryTargets,
     HistoryWanted,
     Message,
+    ServerNotice,
     ShutdownAsked,
     TargetsWanted,
 )
-from salas.core.hub import Hub
+from salas.core.hub import NODE_SHIFT, Hub
+from salas.core.oplog import Call, Do
 from salas.core.ratelimit import FloodGate, FloodPolicy
 from salas.logs import describe
 from salas.net.accounts import Accounts
 from salas.proto.door import Deferred, Door, Input, Introduced
 from salas.store.base import Store
 from salas.store.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from salas.net.bus import RedisBus
 
 log = logging.getLogger("salas")
 
@@ -300,8 +308,7 @@ class Connection(asyncio.Protocol):
         log.info("! %s:%s cut off: %s", self.host, self.port, reason)
         self.closing = True
         self.server.log_gone(self, reason)
-        self.server.deliver(self.server.hub.disconnect(self.sid, reason, time.time()))
-        self.server.after_hub()
+        self.server.call_now("disconnect", self.sid, reason)
         if not self.dirty and not self.held:
             self.transport.close()
 
@@ -373,10 +380,24 @@ class Server:
         #: The open room batch, if any. Only one is open at a time, and any other
         #: output closes it: that keeps order per sender and per room.
         self.batch: RoomBatch | None = None
+        #: False while the store can't write (with a bus the hubs' copies must
+        #: agree, so this node refuses messages itself instead of its hub).
+        self.store_ok = True
+        #: The cluster's bus, when this node shares the chat with others: every
+        #: operation goes through it, and comes back in the cluster's order.
+        self.bus: RedisBus | None = None
+        #: The operation being applied came from this node (its shutdown
+        #: requests are this node's to carry out).
+        self.own = True
+        self._sid_base = 0
+
+    def use_bus(self, bus: RedisBus) -> None:
+        self.bus = bus
+        self._sid_base = bus.node << NODE_SHIFT
 
     def new_sid(self) -> int:
         self._next_sid += 1
-        return self._next_sid
+        return self._sid_base | self._next_sid
 
     def is_flood_exempt(self, host: str) -> bool:
         if not self._exempt:
@@ -420,8 +441,23 @@ class Server:
                     conn.finish()
                     return
                 self.log_gone(conn, cmd.reason or "Quit")
+        bus = self.bus
+        if bus is not None:
+            if (
+                not self.store_ok
+                and (type(cmd) is Say or type(cmd) is Tell)
+                and not cmd.text.startswith("\x01")  # CTCP is not kept, so not refused
+            ):
+                self.deliver([Delivery((sid,), Failed(e.StoreUnavailable(), cmd))])
+                return
+            bus.submit(Do(sid, cmd))
+            return
+        self.apply(sid, cmd, time.time())
+
+    def apply(self, sid: int, cmd: Command, now: float) -> None:
+        """One command through the hub, and its events out."""
         try:
-            deliveries = self.hub.handle(sid, cmd, time.time())
+            deliveries = self.hub.handle(sid, cmd, now)
         except Exception:  # a bug must cost one command, never the server
             log.exception("! internal error handling %r from session %s", cmd, sid)
             conn = self.conns.get(sid)
@@ -431,6 +467,30 @@ class Server:
         self.deliver(deliveries)
         if self.hub.journal:
             self.schedule_flush()
+
+    async def call(self, method: str, *args: Any) -> Any:
+        """One of the hub's named methods (core/operations.py), its events out;
+        with a bus, once the cluster has ordered it. ChatError when refused."""
+        if self.bus is not None:
+            return await self.bus.call(Call(method, args))
+        return self.apply_call(method, args, time.time())
+
+    def call_now(self, method: str, *args: Any) -> None:
+        """``call`` without waiting for the answer (lost connections, timers)."""
+        if self.bus is not None:
+            self.bus.submit(Call(method, args))
+            return
+        with contextlib.suppress(e.ChatError):
+            self.apply_call(method, args, time.time())
+
+    def apply_call(self, method: str, args: tuple[Any, ...], now: float) -> Any:
+        result = operations.apply(self.hub, now, method, args)
+        if type(result) is list and (not result or type(result[0]) is Delivery):
+            self.deliver(result)
+        if method == "expire_rooms" and result:
+            log.info("> forgot %d empty room(s): %s", len(result), ", ".join(result))
+        self.after_hub()
+        return result
 
     def after_hub(self) -> None:
         """The hub was called outside ``dispatch``: what it journaled goes out this turn."""
@@ -444,8 +504,7 @@ class Server:
         self.log_gone(conn, reason)
         if not self.conns and self._all_gone is not None:
             self._all_gone.set()
-        self.deliver(self.hub.disconnect(conn.sid, reason, time.time()))
-        self.after_hub()
+        self.call_now("disconnect", conn.sid, reason)
 
     # -- events out --------------------------------------------------------------
 
@@ -478,10 +537,11 @@ class Server:
                 self._deliver_room_message(d, ev)
                 continue
             if type(ev) is HistoryWanted or type(ev) is TargetsWanted:
-                self._ask_store(d.to[0], ev)
+                if d.to[0] in conns:
+                    self._ask_store(d.to[0], ev)
                 continue
             if type(ev) is ShutdownAsked:
-                if self.on_stop is not None:
+                if self.on_stop is not None and self.own:
                     self.on_stop(ev.reason)
                 continue
             closing = type(ev) is Closing
@@ -603,17 +663,23 @@ class Server:
         a message is seen only once kept. Everything else goes out, so the
         server stays usable, and the hub refuses new messages meanwhile.
         """
-        if error is None and not self.hub.store_ok:
-            self.hub.store_ok = True
+        if error is None and not self.store_ok:
+            self.store_ok = True
+            if self.bus is None:
+                self.hub.store_ok = True
             log.warning("store: writing again; messages are accepted")
+            self.tell_operators("The store is writing again: messages are accepted")
             stuck, self._stuck = self._stuck, []
             for conn, data in stuck:
                 self._held_bytes -= len(data)
                 if not conn.closing:
                     self._write(conn, data)
-        elif error is not None and self.hub.store_ok:
-            self.hub.store_ok = False
+        elif error is not None and self.store_ok:
+            self.store_ok = False
+            if self.bus is None:
+                self.hub.store_ok = False
             log.error("store: can't write (%s): messages are refused until it can", error)
+            self.tell_operators(f"The store can't write ({error}): messages are refused")
         if seq > self._written:
             self._written = seq
             held = self._held
@@ -633,6 +699,15 @@ class Server:
                 self._pause_reads(False)
             if self._caught_up is not None and seq >= self._submitted:
                 self._caught_up.set()
+
+    def tell_operators(self, text: str) -> None:
+        """Operators connected here hear of trouble as it happens, not only in the log."""
+        hub = self.hub
+        opers = tuple(sid for sid in self.conns if (u := hub.users.get(sid)) and u.oper)
+        if opers:
+            self.deliver([Delivery(opers, ServerNotice(text))])
+            self.after_hub()
+            self.schedule_flush()
 
     def schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -742,7 +817,7 @@ class Server:
         """Every connection's timers in one pass: registration deadlines and door ticks.
         One timer for the server, not one per connection (memory, and wakeups)."""
         if self.hub.calls:
-            self.deliver(self.hub.expire_calls(time.time()))
+            self.call_now("expire_calls")
         now = time.monotonic()
         users = self.hub.users
         for sid, deadline in list(self.unnamed.items()):
@@ -762,10 +837,7 @@ class Server:
         self._expiry = self.loop.call_later(period, self._expire)
 
     def _expire(self) -> None:
-        gone = self.hub.expire_rooms(time.time())
-        if gone:
-            log.info("> forgot %d empty room(s): %s", len(gone), ", ".join(gone))
-            self.after_hub()
+        self.call_now("expire_rooms")
         self._schedule_expiry()
 
     async def shutdown(self, reason: str, grace: float = 3.0) -> None:
@@ -775,7 +847,10 @@ class Server:
                 handle.cancel()
         for srv in self.servers:
             srv.close()
-        self.deliver(self.hub.shutdown(reason))
+        if self.bus is not None:
+            await self.bus.leave(reason)
+        else:
+            self.deliver(self.hub.shutdown(reason))
         for conn in list(self.conns.values()):
             if conn.sid not in self.hub.users:
                 # Never registered, so the hub did not tell them: say it here.

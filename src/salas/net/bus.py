@@ -1,0 +1,532 @@
+"""Several nodes, one chat: every node's hub applies the same operations in the
+same order, from one log in Redis.
+
+Each node keeps a whole copy of the hub. What would change a hub (a session's
+command, a lost connection, a checked password, an operator's action, a timer)
+is not applied where it happens: it is appended to the log (a Redis stream),
+at most one entry per node per loop turn, and every node, the author
+included, applies the log's entries in the stream's order. So names stay
+unique and room limits hold across nodes (the log decides who was first),
+counts and listings agree everywhere, and message ids come from one order, not
+from any node's clock: the time of an operation is the stream id's, from the
+Redis server's clock. Each node delivers only to its own connections.
+
+A node proves it is alive by refreshing a key that expires (``node_timeout``);
+when a node's key is gone, the others append ``node_gone`` and its people are
+shown leaving. A node that joins a running cluster asks for a snapshot
+(``snapshot_wanted`` in the log): the live nodes answer with their hub as it
+was just after that entry, and the newcomer reads the log from there.
+
+While Redis is away, a node keeps its connections but applies nothing (there
+is no order to apply it in): operations wait, up to ``max_waiting``, and go
+out once Redis is back. Entries this node wrote but has not read back yet are
+written again after a reconnection; every node skips an entry it has already
+applied (each node numbers its entries), so nothing is applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from salas.core import errors as e
+from salas.core import snapshot
+from salas.core.events import Delivery, Failed
+from salas.core.hub import Hub, node_of
+from salas.core.oplog import BUS_SCHEMA, BadEntry, Call, Do, Entry, Op, check_op, decode, encode
+
+if TYPE_CHECKING:
+    from salas.config import BusSettings
+    from salas.net.server import Server
+
+log = logging.getLogger("salas")
+
+PREFIX = "salas:"
+LOG = PREFIX + "log"
+BOOT = PREFIX + "boot"
+#: The log keeps about this many entries (a joining node starts from a fresh
+#: snapshot, so only nodes that fell this far behind would miss any).
+LOG_MAXLEN = 1_000_000
+#: Entries read at once, and how long one read waits for more (ms).
+READ_COUNT = 1000
+READ_BLOCK_MS = 1000
+#: Seconds a joining node waits for its snapshot.
+SNAPSHOT_WAIT = 15.0
+#: Seconds a snapshot answer stays readable.
+SNAPSHOT_TTL = 60
+#: Milliseconds the start-up lock is held at most (one node boots at a time).
+BOOT_LOCK_MS = 30_000
+#: Seconds between tries while Redis is away.
+RETRY = 0.5
+#: Own entries kept after they were read back, to write again if Redis
+#: restarts and loses what the other nodes had not read yet.
+RESEND_SECONDS = 10.0
+#: A node number fits in the session ids (see hub.NODE_SHIFT).
+NODE_BITS = 20
+
+
+def node_key(node: int) -> str:
+    return f"{PREFIX}node:{node}"
+
+
+def snapshot_key(token: str) -> str:
+    return f"{PREFIX}snapshot:{token}"
+
+
+class BusError(Exception):
+    """The bus can't be used at start; the text says why, for the operator."""
+
+
+def _ms(stream_id: bytes) -> int:
+    return int(stream_id.split(b"-", 1)[0])
+
+
+class RedisBus:
+    def __init__(self, settings: BusSettings, server_name: str) -> None:
+        self.settings = settings
+        self.name = settings.node or f"{socket.gethostname()}:{os.getpid()}"
+        self.server_name = server_name
+        self.node = 0
+        self._r: Any = None
+        self._rd: Any = None
+        self.server: Server | None = None
+        self.hub: Hub | None = None
+        #: Operations waiting to go into the log (the next entry), and who awaits each.
+        self._waiting: list[Op] = []
+        self._waiting_futs: list[asyncio.Future[Any] | None] = []
+        self._wake = asyncio.Event()
+        self._seq = 0
+        #: Entries written, not yet read back: seq -> (data, futures by op).
+        self._unread: dict[int, tuple[bytes, list[asyncio.Future[Any] | None]]] = {}
+        #: Own entries read back recently: (seq, data, when).
+        self._recent_own: deque[tuple[int, bytes, float]] = deque()
+        #: The newest entry each node has had applied here (skips repeats).
+        self._applied: dict[int, int] = {}
+        self.last_id = b"0-0"
+        self.up = False
+        self._up = asyncio.Event()
+        self._run_id = ""
+        self._since_up = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        #: Nodes this node has already reported gone (until their people are).
+        self._reported: set[int] = set()
+        self._leaving: asyncio.Future[None] | None = None
+        self._warned_newer = False
+        self.bad_entries = 0
+
+    # -- start ---------------------------------------------------------------------
+
+    async def start(self, from_store: Callable[[], Hub], fresh: Callable[[], Hub]) -> Hub:
+        """Join the cluster: the hub as the live nodes have it, or (first node)
+        as the store has it. BusError when Redis can't be reached."""
+        try:
+            import redis.asyncio as aioredis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+        except ImportError:
+            raise BusError(
+                "bus.url is a Redis URL, which needs the redis client:"
+                " install salas[redis] (pip install 'salas[redis]')"
+            ) from None
+        opts: dict[str, Any] = {
+            "socket_connect_timeout": 2.0,
+            "socket_timeout": READ_BLOCK_MS / 1000 + 5.0,
+            "retry": Retry(NoBackoff(), 0),
+            "client_name": f"salas-bus-v{BUS_SCHEMA}",
+        }
+        self._r = aioredis.Redis.from_url(self.settings.url, **opts)
+        self._rd = aioredis.Redis.from_url(self.settings.url, **opts)
+        try:
+            self._run_id = await self._redis_run_id()
+            hub = await self._boot(from_store, fresh)
+        except BusError:
+            await self.close()
+            raise
+        except Exception as err:
+            await self.close()
+            raise BusError(f"bus {self.settings.url}: {err}") from err
+        self.hub = hub
+        self.up = True
+        self._up.set()
+        self._since_up = time.monotonic()
+        return hub
+
+    async def _redis_run_id(self) -> str:
+        info = await self._r.info("server")
+        return str(info.get("run_id", ""))
+
+    async def _take_node_number(self) -> None:
+        ttl = int(self.settings.node_timeout * 1000)
+        for _ in range(100):
+            node = secrets.randbelow((1 << NODE_BITS) - 1) + 1
+            if await self._r.set(node_key(node), self.name, px=ttl, nx=True):
+                self.node = node
+                return
+        raise BusError("no free node number")
+
+    async def _boot(self, from_store: Callable[[], Hub], fresh: Callable[[], Hub]) -> Hub:
+        token = secrets.token_hex(8)
+        deadline = time.monotonic() + BOOT_LOCK_MS / 1000
+        while not await self._r.set(BOOT, token, px=BOOT_LOCK_MS, nx=True):
+            if time.monotonic() > deadline:
+                raise BusError("another node has been starting for too long (salas:boot)")
+            await asyncio.sleep(0.05)
+        try:
+            # Under the lock, so every node key belongs to a node that is reading
+            # the log (or to one that died lately, whose key will expire).
+            await self._take_node_number()
+            others = await self._live_nodes()
+            hub = await self._snapshot(fresh) if others else None
+            if hub is None:
+                # The first node: the chat is what the store kept. Older entries
+                # (a cluster that stopped) are history, not to be applied.
+                newest = await self._r.xrevrange(LOG, count=1)
+                self.last_id = newest[0][0] if newest else b"0-0"
+                log.info(
+                    "bus: %s, node %s (%d), the first node", self.settings.url, self.name, self.node
+                )
+                return from_store()
+            log.info(
+                "bus: %s, node %s (%d), joined %d other node(s)",
+                self.settings.url,
+                self.name,
+                self.node,
+                len(others),
+            )
+            return hub
+        finally:
+            if await self._r.get(BOOT) == token.encode():
+                await self._r.delete(BOOT)
+
+    async def _live_nodes(self) -> list[int]:
+        found: list[int] = []
+        async for key in self._r.scan_iter(match=PREFIX + "node:*", count=1000):
+            with contextlib.suppress(ValueError):
+                node = int(key.rsplit(b":", 1)[1])
+                if node != self.node:
+                    found.append(node)
+        return found
+
+    async def _snapshot(self, fresh: Callable[[], Hub]) -> Hub | None:
+        """Ask the live nodes for their hub, as it is just after our request
+        (None when they turn out to be gone: this node is the first)."""
+        token = secrets.token_hex(12)
+        self._seq += 1
+        entry = Entry(self.node, self._seq, (Call("snapshot_wanted", (token,)),))
+        await self._r.xadd(LOG, {"e": encode(entry)}, maxlen=LOG_MAXLEN, approximate=True)
+        deadline = time.monotonic() + SNAPSHOT_WAIT
+        look = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            raw = await self._r.get(snapshot_key(token))
+            if raw is not None:
+                break
+            if time.monotonic() > look:
+                look += 1.0
+                if not await self._live_nodes():
+                    return None  # they died lately: their keys have just expired
+            await asyncio.sleep(0.05)
+        else:
+            raise BusError(f"no live node answered with the chat's state in {SNAPSHOT_WAIT:.0f} s")
+        try:
+            data = json.loads(raw)
+            hub = fresh()
+            snapshot.load(hub, data["hub"])
+            after = str(data["after"]).encode()
+            applied = {int(k): int(v) for k, v in data["applied"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise BusError(f"the chat's state from the other nodes is unreadable: {err}") from err
+        self.last_id = after
+        self._applied = applied
+        self._applied[self.node] = self._seq
+        return hub
+
+    def attach(self, server: Server) -> None:
+        """Start the bus's work on the loop: writing, reading, heartbeats."""
+        self.server = server
+        loop = asyncio.get_running_loop()
+        for coro, name in (
+            (self._write_loop(), "salas-bus-write"),
+            (self._read_loop(), "salas-bus-read"),
+            (self._heartbeat_loop(), "salas-bus-heartbeat"),
+        ):
+            self._tasks.append(loop.create_task(coro, name=name))
+
+    # -- operations in ---------------------------------------------------------------
+
+    def submit(self, op: Op, fut: asyncio.Future[Any] | None = None) -> None:
+        """Into the next entry (one per loop turn, however many operations)."""
+        err: e.ChatError | None = None
+        if len(self._waiting) >= self.settings.max_waiting and type(op) is Do:
+            err = e.TryLater("the chat is reconnecting")
+        else:
+            try:
+                check_op(op)  # one op the log can't carry must not stop the others
+            except ValueError as why:
+                log.error("bus: %r not sent: %s", op, why)
+                err = e.TryLater("internal error")
+        if err is not None:
+            if fut is not None:
+                fut.set_exception(err)
+            elif self.server is not None and type(op) is Do:
+                self.server.deliver([Delivery((op.sid,), Failed(err, op.cmd))])
+            return
+        self._waiting.append(op)
+        self._waiting_futs.append(fut)
+        self._wake.set()
+
+    async def call(self, op: Op) -> Any:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.submit(op, fut)
+        return await fut
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting:
+                await self._up.wait()
+                ops, self._waiting = self._waiting, []
+                futs, self._waiting_futs = self._waiting_futs, []
+                self._seq += 1
+                data = encode(Entry(self.node, self._seq, tuple(ops)))
+                self._unread[self._seq] = (data, futs)
+                try:
+                    await self._r.xadd(LOG, {"e": data}, maxlen=LOG_MAXLEN, approximate=True)
+                except Exception as err:  # written or not: sent again when Redis is back
+                    self._lost(err)
+
+    # -- the log, applied ------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        while True:
+            await self._up.wait()
+            try:
+                got = await self._rd.xread(
+                    {LOG: self.last_id}, count=READ_COUNT, block=READ_BLOCK_MS
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                self._lost(err)
+                continue
+            if not got:
+                continue
+            for _stream, items in got:
+                for stream_id, fields in items:
+                    self.last_id = stream_id
+                    self._apply_raw(stream_id, fields.get(b"e", b""))
+            if self.server is not None:
+                self.server.after_hub()
+
+    def _apply_raw(self, stream_id: bytes, data: bytes) -> None:
+        try:
+            entry = decode(data)
+        except BadEntry as err:
+            self.bad_entries += 1
+            if "newer" in str(err):
+                if not self._warned_newer:
+                    self._warned_newer = True
+                    log.error("bus: %s: ignored (upgrade this node)", err)
+            else:
+                log.warning("bus: entry %s ignored: %s", stream_id.decode(errors="replace"), err)
+            return
+        if entry.seq <= self._applied.get(entry.node, 0):
+            return  # written again after a reconnection, and applied already
+        self._applied[entry.node] = entry.seq
+        own = entry.node == self.node
+        futs: list[asyncio.Future[Any] | None] = []
+        if own:
+            kept = self._unread.pop(entry.seq, None)
+            if kept is not None:
+                futs = kept[1]
+                now = time.monotonic()
+                self._recent_own.append((entry.seq, kept[0], now))
+                while self._recent_own and now - self._recent_own[0][2] > RESEND_SECONDS:
+                    self._recent_own.popleft()
+        self.apply(entry, _ms(stream_id) / 1000, stream_id, futs)
+
+    def apply(
+        self,
+        entry: Entry,
+        now: float,
+        stream_id: bytes,
+        futs: list[asyncio.Future[Any] | None],
+    ) -> None:
+        server = self.server
+        if server is None:
+            return
+        own = entry.node == self.node
+        server.own = own
+        try:
+            for i, op in enumerate(entry.ops):
+                fut = futs[i] if i < len(futs) else None
+                result: Any = None
+                try:
+                    if type(op) is Do:
+                        result = server.hub.handle(op.sid, op.cmd, now)
+                        server.deliver(result)
+                    elif type(op) is Call and op.method == "snapshot_wanted":
+                        self._answer_snapshot(op.args[0], stream_id)
+                    elif type(op) is Call:
+                        result = server.apply_call(op.method, op.args, now)
+                        self._after_call(op)
+                except e.ChatError as err:
+                    if fut is not None and not fut.done():
+                        fut.set_exception(err)
+                    continue
+                except Exception:  # a bug costs one operation, never the node
+                    log.exception("! internal error applying %r from node %d", op, entry.node)
+                    if fut is not None and not fut.done():
+                        fut.set_exception(e.TryLater("internal error"))
+                    continue
+                if fut is not None and not fut.done():
+                    fut.set_result(result)
+        finally:
+            server.own = True
+
+    def _after_call(self, op: Call) -> None:
+        if op.method in ("node_gone", "shutdown_node"):
+            node = op.args[0]
+            self._reported.discard(node)
+            if node == self.node and op.method == "node_gone":
+                log.error("bus: the other nodes lost this node: its people were let go")
+            leaving = self._leaving
+            if node == self.node and leaving is not None and not leaving.done():
+                leaving.set_result(None)
+
+    def _answer_snapshot(self, token: str, stream_id: bytes) -> None:
+        hub = self.hub
+        if hub is None or self._r is None:
+            return
+        data = json.dumps(
+            {
+                "after": stream_id.decode(),
+                "applied": {str(k): v for k, v in self._applied.items()},
+                "hub": snapshot.dump(hub),
+            },
+            separators=(",", ":"),
+        )
+
+        async def put() -> None:
+            with contextlib.suppress(Exception):
+                await self._r.set(snapshot_key(token), data, ex=SNAPSHOT_TTL, nx=True)
+
+        self._tasks.append(asyncio.get_running_loop().create_task(put()))
+
+    # -- liveness --------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        ttl = int(self.settings.node_timeout * 1000)
+        while True:
+            await asyncio.sleep(self.settings.heartbeat)
+            if not self.up:
+                continue
+            try:
+                await self._r.set(node_key(self.node), self.name, px=ttl)
+                await self._look_for_gone()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                self._lost(err)
+
+    async def _look_for_gone(self) -> None:
+        hub = self.hub
+        if hub is None or time.monotonic() - self._since_up < self.settings.node_timeout:
+            return  # just (re)connected: live nodes may not have refreshed their keys yet
+        others = sorted({node_of(sid) for sid in hub.users} - {self.node, 0} - self._reported)
+        if not others:
+            return
+        alive = await self._r.mget([node_key(n) for n in others])
+        for node, value in zip(others, alive, strict=True):
+            if value is None:
+                self._reported.add(node)
+                log.warning("bus: node %d is silent: its people are shown leaving", node)
+                self.submit(Call("node_gone", (node, "Node lost")))
+
+    def _lost(self, err: BaseException) -> None:
+        if not self.up:
+            return
+        self.up = False
+        self._up.clear()
+        log.error("bus: lost Redis (%s): operations wait until it is back", err)
+        self._tell_operators("lost its bus (Redis): messages wait until it is back")
+        self._tasks.append(asyncio.get_running_loop().create_task(self._reconnect()))
+
+    async def _reconnect(self) -> None:
+        while True:
+            await asyncio.sleep(RETRY)
+            try:
+                run_id = await self._redis_run_id()
+                await self._r.set(
+                    node_key(self.node), self.name, px=int(self.settings.node_timeout * 1000)
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                continue
+            break
+        restarted = run_id != self._run_id
+        self._run_id = run_id
+        # Everything not read back is written again (in order, before anything
+        # new); after a Redis restart, so is what was read back lately, since
+        # the others may not have read it. Repeats are skipped by every node.
+        again = sorted(self._unread.items())
+        if restarted:
+            again = [(s, (d, [])) for s, d, _ in self._recent_own] + again
+        for _seq, (data, _futs) in again:
+            with contextlib.suppress(Exception):
+                await self._r.xadd(LOG, {"e": data}, maxlen=LOG_MAXLEN, approximate=True)
+        self.up = True
+        self._since_up = time.monotonic()
+        self._up.set()
+        self._wake.set()
+        what = "restarted (its data is gone)" if restarted else "back"
+        log.warning("bus: Redis is %s: %d entries written again", what, len(again))
+        self._tell_operators("has its bus (Redis) back")
+
+    def _tell_operators(self, what: str) -> None:
+        if self.server is not None:
+            self.server.tell_operators(f"Node {self.name} {what}")
+
+    # -- stop ------------------------------------------------------------------------
+
+    async def leave(self, reason: str) -> None:
+        """This node stops: its people are told, and the others see them leave."""
+        server = self.server
+        self._leaving = asyncio.get_running_loop().create_future()
+        self.submit(Call("shutdown_node", (self.node, reason or "Server shutting down")))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._leaving), 3.0)
+        if server is not None and not self._leaving.done():
+            # No bus to say it through: tell our own people here; the others
+            # will see them leave when this node's key expires.
+            mine = tuple(sid for sid in server.hub.users if sid in server.conns)
+            if mine:
+                server.deliver(server.hub.remove_node(self.node, reason, time.time(), True))
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._r.delete(node_key(self.node)), 1.0)
+
+    async def close(self) -> None:
+        """Stop the bus's tasks and connections; bounded, whatever Redis does."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            _done, stuck = await asyncio.wait(tasks, timeout=2.0)
+            if stuck:
+                log.warning("bus: %d task(s) did not stop: %s", len(stuck), stuck)
+        for client in (self._r, self._rd):
+            if client is not None:
+                try:
+                    await asyncio.wait_for(client.aclose(), 1.0)
+                except Exception as err:
+                    log.warning("bus: closing a Redis connection: %s", err or type(err).__name__)

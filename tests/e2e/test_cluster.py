@@ -1,0 +1,378 @@
+"""Several ``salas serve`` nodes as one chat: real Redis, real PostgreSQL, real
+processes and real clients on loopback."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from pg import Cluster
+from redisrv import RedisServer
+from support import TIME, LineClient, RunningServer, salas_cmd, start_server, test_env, welcome
+
+pytestmark = pytest.mark.slow
+
+
+def node_config(redis_url: str, pg_url: str, extra: str = "") -> str:
+    return f"""
+[store]
+url = "{pg_url}"
+
+[bus]
+url = "{redis_url}"
+heartbeat = 0.2
+node_timeout = 1.0
+
+[limits]
+flood_exempt = ["127.0.0.0/8"]
+
+[[operators]]
+name = "root"
+password = "rootpass"
+{extra}
+"""
+
+
+class Nodes:
+    """Nodes started one after the other (each joins the ones before it)."""
+
+    def __init__(self, tmp: Path, redis: RedisServer, pg_url: str, extra: str = "") -> None:
+        self.tmp = tmp
+        self.config = node_config(redis.url, pg_url, extra)
+        self.running: list[RunningServer] = []
+
+    def start(
+        self, doors: tuple[str, ...] = ("line", "irc"), env: dict[str, str] | None = None
+    ) -> RunningServer:
+        where = self.tmp / f"node{len(self.running)}"
+        where.mkdir()
+        node = start_server(where, doors, config=self.config, env=env)
+        self.running.append(node)
+        return node
+
+    def stop(self) -> None:
+        slow = []
+        for node in self.running:
+            if node.proc.poll() is None:
+                try:
+                    node.stop()
+                except subprocess.TimeoutExpired:
+                    slow.append("\n".join(node.log[-30:]))
+        assert not slow, "a node did not stop in time:\n" + "\n---\n".join(slow)
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, redis_server: RedisServer, pg_url: str) -> Iterator[Nodes]:
+    made = Nodes(tmp_path, redis_server, pg_url)
+    yield made
+    made.stop()
+
+
+def irc_client(port: int, nick: str) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5 * TIME)
+    s.sendall(f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n".encode())
+    return s
+
+
+def irc_expect(s: socket.socket, needle: str, buf: list[bytes], timeout: float = 5.0) -> str:
+    deadline = time.monotonic() + timeout * TIME
+    while True:
+        data = b"".join(buf)
+        while b"\r\n" in data:
+            line, data = data.split(b"\r\n", 1)
+            buf[:] = [data]
+            text = line.decode("utf-8", "replace")
+            if needle in text:
+                return text
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{needle!r} not seen")
+        s.settimeout(left)
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        buf[:] = [data + chunk]
+
+
+def test_a_message_said_on_one_node_reaches_the_others_on_every_door(nodes: Nodes) -> None:
+    a = nodes.start()
+    b = nodes.start()
+    alice = welcome(a.port, "alice")
+    bob = welcome(b.ports["line"], "bob")
+    alice.expect("is now known as bob")
+    irc = irc_client(b.ports["irc"], "carol")
+    buf: list[bytes] = []
+    irc_expect(irc, " 001 carol ", buf)
+    irc.sendall(b"JOIN #lobby\r\n")
+    irc_expect(irc, " 366 carol #lobby ", buf)
+    alice.expect("> carol joined lobby (3 users")
+    alice.send("hello from node A")
+    bob.expect("[alice] hello from node A")
+    assert irc_expect(irc, "PRIVMSG #lobby", buf).endswith(":hello from node A")
+    irc.sendall(b"PRIVMSG #lobby :and from IRC on node B\r\n")
+    alice.expect("[carol] and from IRC on node B")
+    bob.expect("[carol] and from IRC on node B")
+    # Private messages cross too.
+    bob.send("/msg alice psst")
+    alice.expect("psst")
+    # Listings agree on both nodes.
+    for client in (alice, bob):
+        client.send("/list")
+        client.expect("lobby - 3")
+
+
+def test_names_stay_unique_across_nodes_even_racing(nodes: Nodes) -> None:
+    a = nodes.start()
+    b = nodes.start()
+    first = welcome(a.port)
+    second = welcome(b.port)
+    # Both ask for the same name in the same instant: exactly one gets it.
+    barrier = threading.Barrier(2)
+
+    def ask(c: LineClient) -> None:
+        barrier.wait(5)
+        c.send("/nick zed")
+
+    threads = [threading.Thread(target=ask, args=(c,)) for c in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    outcomes = []
+    for c in (first, second):
+        lines = c.drain(1.0)
+        got = any("You are now known as zed" in line for line in lines)
+        outcomes.append(got)
+    assert sorted(outcomes) == [False, True], outcomes
+    for c in (first, second):
+        c.send("/who")
+    who = first.drain(0.5)
+    assert sum(" zed " in f" {line} " for line in who) == 1, who
+
+
+def test_room_limits_hold_across_nodes(nodes: Nodes) -> None:
+    a = nodes.start()
+    b = nodes.start()
+    owner = welcome(a.port, "owner")
+    owner.send("/create Small 2")
+    owner.expect("> You joined Small")
+    guests = [welcome(p, n) for p, n in ((a.port, "g1"), (b.port, "g2"), (b.port, "g3"))]
+    for g in guests:
+        g.send("/join Small")
+    joined = []
+    for g in guests:
+        lines = g.drain(1.0)
+        joined.append(any("You joined Small" in line for line in lines))
+    assert joined.count(True) == 1, joined
+    owner.send("/list")
+    owner.expect("Small - 2/2")
+
+
+def test_a_node_that_joins_later_sees_the_chat_as_it_is(nodes: Nodes) -> None:
+    a = nodes.start()
+    alice = welcome(a.port, "alice")
+    alice.send("/create Talk")
+    alice.expect("> You joined Talk")
+    alice.send("/topic Things we say")
+    for i in range(3):
+        alice.send(f"early {i}")
+    time.sleep(0.3)
+    b = nodes.start()
+    bob = welcome(b.port, "bob")
+    bob.send("/list")
+    bob.expect("Talk - 1")
+    bob.send("/join Talk")
+    bob.expect("early 2")  # history on join, said before this node existed
+    alice.expect("> bob joined Talk")
+    bob.send("/who Talk")
+    lines = bob.drain(0.5)
+    assert any("alice" in line for line in lines), lines
+
+
+def test_a_killed_node_s_people_leave_and_history_keeps_what_was_seen(
+    nodes: Nodes, tmp_path: Path, pg_url: str
+) -> None:
+    a = nodes.start()
+    b = nodes.start()
+    alice = welcome(a.port, "alice")
+    bob = welcome(b.port, "bob")
+    alice.expect("is now known as bob")
+    for i in range(200):
+        bob.send(f"burst {i}")
+    seen = []
+    deadline = time.monotonic() + 5 * TIME
+    while time.monotonic() < deadline:
+        line = alice.next_line()
+        if line.startswith("[bob] burst"):
+            seen.append(line.split("] ", 1)[1])
+            if len(seen) >= 50:
+                break
+    b.stop(signal.SIGKILL)
+    # Alice reads the rest of what reached her, then sees bob leave.
+    quit_line = alice.expect("< bob left lobby", timeout=5)
+    assert "Node lost" in quit_line, quit_line
+    for line in alice.seen:
+        if line.startswith("[bob] burst"):
+            seen.append(line.split("] ", 1)[1])
+    # bob comes back through the other node, with his name free again.
+    again = welcome(a.port, "bob")
+    again.send("/history 500")
+    got = again.drain(1.0)
+    history = {line.split("] ", 1)[1] for line in got if "[bob] burst" in line}
+    missing = set(seen) - history
+    assert not missing, sorted(missing)[:5]
+    assert a.proc.poll() is None
+
+
+def test_redis_restarted_mid_chat(nodes: Nodes, redis_server: RedisServer) -> None:
+    a = nodes.start()
+    b = nodes.start()
+    alice = welcome(a.port, "alice")
+    bob = welcome(b.port, "bob")
+    alice.expect("is now known as bob")
+    alice.send("before")
+    bob.expect("[alice] before")
+    redis_server.stop()
+    a.wait_log(r"bus: lost Redis", timeout=5)
+    alice.send("during")  # waits: there is no order to apply it in
+    time.sleep(0.5)
+    redis_server.start()
+    a.wait_log(r"bus: Redis is restarted", timeout=10)
+    bob.expect("[alice] during", timeout=10)
+    bob.send("after")
+    alice.expect("[bob] after", timeout=10)
+    # Nobody was lost: both are still here, once each.
+    alice.send("/who")
+    lines = alice.drain(0.5)
+    assert sum("bob" in line for line in lines) >= 1, lines
+    # The message ids stayed unique: history has each line once.
+    alice.send("/history 50")
+    hist = [line for line in alice.drain(0.8) if "before" in line or "during" in line]
+    assert len([h for h in hist if h.endswith("during")]) == 1, hist
+
+
+def test_garbage_on_the_bus_is_logged_and_ignored(nodes: Nodes, redis_server: RedisServer) -> None:
+    a = nodes.start()
+    b = nodes.start()
+    alice = welcome(a.port, "alice")
+    bob = welcome(b.port, "bob")
+    alice.expect("is now known as bob")
+    newer = json.dumps({"v": 99, "node": 7, "seq": 1, "ops": []})
+    for junk in ("not json", '{"v":1,"node":"x"}', "\xff\xfe", newer, "[" * 10000):
+        redis_server.command("XADD", "salas:log", "*", "e", junk)
+    a.wait_log(r"bus: entry .* ignored", timeout=5)
+    a.wait_log(r"newer bus schema", timeout=5)
+    alice.send("still here")
+    bob.expect("[alice] still here")
+    assert a.proc.poll() is None and b.proc.poll() is None
+
+
+def test_admin_console_sees_the_whole_cluster(nodes: Nodes, tmp_path: Path) -> None:
+    a = nodes.start()
+    b = nodes.start()
+    alice = welcome(a.port, "alice")
+    bob = welcome(b.port, "bob")
+    alice.expect("is now known as bob")
+    out = subprocess.run(
+        salas_cmd("admin", "--data-dir", str(a.data_dir), "users", "list"),
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=test_env(tmp_path / "node0"),
+    )
+    assert "alice" in out.stdout and "bob" in out.stdout, out
+    out = subprocess.run(
+        salas_cmd(
+            "admin", "--data-dir", str(b.data_dir), "users", "kick", "alice", "--reason", "x"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=test_env(tmp_path / "node1"),
+    )
+    assert out.returncode == 0, out
+    assert alice.closed()
+    bob.expect("< alice left lobby")
+
+
+def export(tmp_path: Path, config: str, room: str) -> list[dict[str, object]]:
+    cfg = tmp_path / "export.toml"
+    cfg.write_text(config)
+    proc = subprocess.run(
+        salas_cmd("admin", "--config", str(cfg), "history", "export", room),
+        capture_output=True,
+        text=True,
+        env=test_env(tmp_path),
+        timeout=30 * TIME,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_a_node_whose_clock_is_minutes_off_does_not_reorder_history(
+    nodes: Nodes, tmp_path: Path
+) -> None:
+    skew = tmp_path / "skew"
+    skew.mkdir()
+    # A real process whose wall clock runs ten minutes ahead.
+    (skew / "sitecustomize.py").write_text(
+        "import time\n_real = time.time\ntime.time = lambda: _real() + 600.0\n"
+    )
+    a = nodes.start()
+    b = nodes.start(env={"PYTHONPATH": str(skew)})
+    alice = welcome(a.port, "alice")
+    bob = welcome(b.port, "bob")
+    alice.expect("is now known as bob")
+    order = ["one (A)", "two (B)", "three (A)", "four (B)"]
+    for text in order:
+        speaker, listener = (alice, bob) if "(A)" in text else (bob, alice)
+        speaker.send(text)
+        listener.expect(text)
+    kept = export(tmp_path, nodes.config, "lobby")
+    texts = [r["text"] for r in kept]
+    assert texts == order
+    times = [datetime.fromisoformat(str(r["time"])).timestamp() for r in kept]
+    assert times == sorted(times)
+    assert max(times) - min(times) < 60, times  # one clock for all: not ten minutes apart
+
+
+def test_postgres_away_and_back_across_nodes(
+    nodes: Nodes, tmp_path: Path, pg_url: str, pg_cluster: Cluster
+) -> None:
+    db = pg_url.rsplit("/", 1)[1]
+    a = nodes.start()
+    b = nodes.start()
+    alice = welcome(a.port, "alice")
+    bob = welcome(b.port, "bob")
+    alice.expect("is now known as bob")
+    alice.send("kept before")
+    bob.expect("[alice] kept before")
+    # The database goes away: every connection cut, and no new one let in.
+    pg_cluster.psql(f"ALTER DATABASE {db} ALLOW_CONNECTIONS false")
+    pg_cluster.psql(
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+    )
+    alice.send("said while it was away")
+    a.wait_log(r"store: can't write", timeout=10)
+    alice.send("said while it was away, again")
+    alice.expect("can't keep messages", timeout=10)
+    pg_cluster.psql(f"ALTER DATABASE {db} ALLOW_CONNECTIONS true")
+    a.wait_log(r"store: writing again", timeout=15)
+    b.wait_log(r"store: writing again", timeout=15)
+    alice.send("kept after")
+    bob.expect("[alice] kept after", timeout=10)
+    kept = export(tmp_path, nodes.config, "lobby")
+    texts = [r["text"] for r in kept]
+    assert texts.count("kept before") == 1 and texts.count("kept after") == 1, texts
+    assert "said while it was away, again" not in texts
+    ids = [r["id"] for r in kept]
+    assert ids == sorted(set(ids))
