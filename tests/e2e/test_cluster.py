@@ -130,6 +130,30 @@ def test_a_message_said_on_one_node_reaches_the_others_on_every_door(nodes: Node
         client.expect("lobby - 3")
 
 
+def test_four_doors_on_three_nodes_in_one_room(nodes: Nodes) -> None:
+    from e2e.test_everyone_meets import Cs168, Irc, Web
+
+    a = nodes.start(("line", "http"))
+    b = nodes.start(("irc",))
+    c = nodes.start(("cs168",))
+    web = Web(a.ports["http"], "webby")
+    web.send("create", room="meet")
+    web.expect("joined", room="meet", own=True)
+    web.send("say", room="meet", text="said before the others came")
+    irc = Irc(b.ports["irc"], "ircy")
+    irc.send("JOIN #meet")
+    irc.expect(lambda s: "said before the others came" in s, "playback from another node")
+    cs = Cs168(c.ports["cs168"], "csy")
+    cs.send("/join meet")
+    assert web.expect("joined", who="csy")["count"] == 3
+    irc.send("PRIVMSG #meet :from irc on B")
+    cs.expect(lambda s: s == "[ircy] from irc on B", "IRC's message on CS168, node C")
+    assert web.expect("message", text="from irc on B")["from"] == "ircy"
+    cs.send("from cs168 on C")
+    irc.expect(lambda s: s.startswith(":csy!") and "from cs168 on C" in s, "CS168 on IRC")
+    assert web.expect("message", text="from cs168 on C")["from"] == "csy"
+
+
 def test_names_stay_unique_across_nodes_even_racing(nodes: Nodes) -> None:
     a = nodes.start()
     b = nodes.start()
@@ -239,14 +263,18 @@ def test_redis_restarted_mid_chat(nodes: Nodes, redis_server: RedisServer) -> No
     alice = welcome(a.port, "alice")
     bob = welcome(b.port, "bob")
     alice.expect("is now known as bob")
+    alice.send("/oper root rootpass")
+    alice.expect("operator")
     alice.send("before")
     bob.expect("[alice] before")
     redis_server.stop()
     a.wait_log(r"bus: lost Redis", timeout=5)
+    alice.expect("lost its bus (Redis)")  # operators hear of it where they are
     alice.send("during")  # waits: there is no order to apply it in
     time.sleep(0.5)
     redis_server.start()
     a.wait_log(r"bus: Redis is restarted", timeout=10)
+    alice.expect("has its bus (Redis) back")
     bob.expect("[alice] during", timeout=10)
     bob.send("after")
     alice.expect("[bob] after", timeout=10)

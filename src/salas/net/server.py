@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 from salas.config import Config
 from salas.core import errors as e
 from salas.core import operations
-from salas.core.commands import ACCOUNT_COMMANDS, Command, Quit, Say, Tell
+from salas.core.commands import ACCOUNT_COMMANDS, Command, Quit, Register, Say, Tell
 from salas.core.events import (
     Closing,
     Delivery,
@@ -449,6 +449,15 @@ class Server:
                 and not cmd.text.startswith("\x01")  # CTCP is not kept, so not refused
             ):
                 self.deliver([Delivery((sid,), Failed(e.StoreUnavailable(), cmd))])
+                return
+            conn = self.conns.get(sid)
+            if type(cmd) is Register and conn is not None:
+                # A door learns it is registered from the hub's answer: what
+                # the client sent after registering waits for that answer.
+                conn.pause()
+                done: asyncio.Future[Any] = self.loop.create_future()
+                done.add_done_callback(lambda _: conn.resume())
+                bus.submit(Do(sid, cmd), done)
                 return
             bus.submit(Do(sid, cmd))
             return
