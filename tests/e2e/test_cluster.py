@@ -121,6 +121,10 @@ def test_a_message_said_on_one_node_reaches_the_others_on_every_door(nodes: Node
     irc.sendall(b"PRIVMSG #lobby :and from IRC on node B\r\n")
     alice.expect("[carol] and from IRC on node B")
     bob.expect("[carol] and from IRC on node B")
+    # A burst bigger than one log entry holds arrives whole and in order.
+    bob.send_raw(b"".join(f"burst {i}\n".encode() for i in range(600)))
+    got = [alice.expect(f"[bob] burst {i}") for i in range(600)]
+    assert len(got) == 600
     # Private messages cross too.
     bob.send("/msg alice psst")
     alice.expect("psst")
@@ -404,3 +408,32 @@ def test_postgres_away_and_back_across_nodes(
     assert "said while it was away, again" not in texts
     ids = [r["id"] for r in kept]
     assert ids == sorted(set(ids))
+
+
+def test_a_node_frozen_past_its_timeout_lets_its_people_go(nodes: Nodes) -> None:
+    a = nodes.start()
+    b = nodes.start()
+    alice = welcome(a.port, "alice")
+    bob = welcome(b.port, "bob")
+    alice.expect("is now known as bob")
+    b.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert "Node lost" in alice.expect("< bob left lobby", timeout=5)
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+    # Back, node B learns it was let go: bob is told and disconnected, not left
+    # talking to nobody.
+    bob.expect("please reconnect", timeout=5)
+    assert bob.closed()
+    b.wait_log(r"the other nodes lost this node", timeout=5)
+    again = welcome(b.port, "bob")
+    alice.expect("is now known as bob")
+    again.send("back again")
+    alice.expect("[bob] back again")
+
+
+def test_a_node_with_other_rules_is_refused(nodes: Nodes) -> None:
+    nodes.start()
+    with pytest.raises(AssertionError) as failed:
+        nodes.start(env={"SALAS__SERVER__LOBBY": "hall"})
+    assert "settings differ from the running nodes': lobby = 'hall' here" in str(failed.value)

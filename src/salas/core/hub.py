@@ -1222,8 +1222,9 @@ class Hub:
         out: list[Delivery] = []
         if closing and gone:
             out.append(Delivery(tuple(u.sid for u in gone), Closing(reason, "shutdown")))
+        why = reason or ("Server shutting down" if closing else "Node lost")
         for user in gone:
-            self._remove_user(user, now, out, "quit", reason)
+            self._remove_user(user, now, out, "quit", why)
         return out
 
     def shutdown(self, reason: str) -> list[Delivery]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -53,9 +54,15 @@ log = logging.getLogger("salas")
 PREFIX = "salas:"
 LOG = PREFIX + "log"
 BOOT = PREFIX + "boot"
-#: The log keeps about this many entries (a joining node starts from a fresh
-#: snapshot, so only nodes that fell this far behind would miss any).
-LOG_MAXLEN = 1_000_000
+#: The log keeps about this many milliseconds of entries (Redis's clock): a
+#: joining node starts from a fresh snapshot, and a node this far behind has
+#: long been counted gone, so older entries are of no use, and Redis's memory
+#: stays bounded by time, not by a count of entries of any size.
+LOG_KEEP_MS = 10 * 60 * 1000
+#: Most operations in one entry: each is at most a few KiB (a message, a
+#: call's signalling up to 16 KiB), so an entry stays well under
+#: oplog.MAX_ENTRY.
+ENTRY_OPS = 256
 #: Entries read at once, and how long one read waits for more (ms).
 READ_COUNT = 1000
 READ_BLOCK_MS = 1000
@@ -222,7 +229,7 @@ class RedisBus:
         token = secrets.token_hex(12)
         self._seq += 1
         entry = Entry(self.node, self._seq, (Call("snapshot_wanted", (token,)),))
-        await self._r.xadd(LOG, {"e": encode(entry)}, maxlen=LOG_MAXLEN, approximate=True)
+        await self._xadd(encode(entry))
         deadline = time.monotonic() + SNAPSHOT_WAIT
         look = time.monotonic() + 1.0
         while time.monotonic() < deadline:
@@ -239,6 +246,15 @@ class RedisBus:
         try:
             data = json.loads(raw)
             hub = fresh()
+            theirs = data["settings"]
+            ours = dataclasses.asdict(hub.settings)
+            differ = sorted(k for k in ours if theirs.get(k) != ours[k])
+            if differ:
+                # Copies of the chat that follow different rules drift apart.
+                raise BusError(
+                    "this node's settings differ from the running nodes': "
+                    + ", ".join(f"{k} = {ours[k]!r} here, {theirs.get(k)!r} there" for k in differ)
+                )
             snapshot.load(hub, data["hub"])
             after = str(data["after"]).encode()
             applied = {int(k): int(v) for k, v in data["applied"].items()}
@@ -294,15 +310,25 @@ class RedisBus:
             self._wake.clear()
             while self._waiting:
                 await self._up.wait()
-                ops, self._waiting = self._waiting, []
-                futs, self._waiting_futs = self._waiting_futs, []
+                # Everything that came in since the last entry, in one entry
+                # (or a few, so none passes the decoder's bounds).
+                n = min(len(self._waiting), ENTRY_OPS)
+                ops, self._waiting = self._waiting[:n], self._waiting[n:]
+                futs, self._waiting_futs = self._waiting_futs[:n], self._waiting_futs[n:]
                 self._seq += 1
                 data = encode(Entry(self.node, self._seq, tuple(ops)))
                 self._unread[self._seq] = (data, futs)
                 try:
-                    await self._r.xadd(LOG, {"e": data}, maxlen=LOG_MAXLEN, approximate=True)
+                    await self._xadd(data)
+                except asyncio.CancelledError:
+                    raise
                 except Exception as err:  # written or not: sent again when Redis is back
                     self._lost(err)
+
+    async def _xadd(self, data: bytes) -> None:
+        newest = _ms(self.last_id)
+        trim = {"minid": f"{newest - LOG_KEEP_MS}-0"} if newest > LOG_KEEP_MS else {}
+        await self._r.xadd(LOG, {"e": data}, approximate=True, **trim)
 
     # -- the log, applied ------------------------------------------------------------
 
@@ -374,11 +400,18 @@ class RedisBus:
                     if type(op) is Do:
                         result = server.hub.handle(op.sid, op.cmd, now)
                         server.deliver(result)
+                        if own:
+                            server.applied(op.sid)
                     elif type(op) is Call and op.method == "snapshot_wanted":
                         self._answer_snapshot(op.args[0], stream_id)
                     elif type(op) is Call:
+                        mine = (
+                            [sid for sid in server.conns if sid in server.hub.users]
+                            if op.method == "node_gone" and op.args[0] == self.node
+                            else []
+                        )
                         result = server.apply_call(op.method, op.args, now)
-                        self._after_call(op)
+                        self._after_call(op, mine)
                 except e.ChatError as err:
                     if fut is not None and not fut.done():
                         fut.set_exception(err)
@@ -393,15 +426,28 @@ class RedisBus:
         finally:
             server.own = True
 
-    def _after_call(self, op: Call) -> None:
+    def _after_call(self, op: Call, mine: list[int]) -> None:
         if op.method in ("node_gone", "shutdown_node"):
             node = op.args[0]
             self._reported.discard(node)
             if node == self.node and op.method == "node_gone":
                 log.error("bus: the other nodes lost this node: its people were let go")
+                self._let_go(mine)
             leaving = self._leaving
             if node == self.node and leaving is not None and not leaving.done():
                 leaving.set_result(None)
+
+    def _let_go(self, sids: list[int]) -> None:
+        """The others saw this node as gone (it was cut off or frozen too long):
+        its people are no longer in the chat, so their connections end and
+        they come back, here or on another node."""
+        server = self.server
+        if server is None:
+            return
+        for sid in sids:
+            conn = server.conns.get(sid)
+            if conn is not None and not conn.closing:
+                conn.kill("This node lost the chat: please reconnect")
 
     def _answer_snapshot(self, token: str, stream_id: bytes) -> None:
         hub = self.hub
@@ -411,6 +457,7 @@ class RedisBus:
             {
                 "after": stream_id.decode(),
                 "applied": {str(k): v for k, v in self._applied.items()},
+                "settings": dataclasses.asdict(hub.settings),
                 "hub": snapshot.dump(hub),
             },
             separators=(",", ":"),
@@ -484,7 +531,7 @@ class RedisBus:
             again = [(s, (d, [])) for s, d, _ in self._recent_own] + again
         for _seq, (data, _futs) in again:
             with contextlib.suppress(Exception):
-                await self._r.xadd(LOG, {"e": data}, maxlen=LOG_MAXLEN, approximate=True)
+                await self._xadd(data)
         self.up = True
         self._since_up = time.monotonic()
         self._up.set()
@@ -503,7 +550,7 @@ class RedisBus:
         """This node stops: its people are told, and the others see them leave."""
         server = self.server
         self._leaving = asyncio.get_running_loop().create_future()
-        self.submit(Call("shutdown_node", (self.node, reason or "Server shutting down")))
+        self.submit(Call("shutdown_node", (self.node, reason)))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._leaving), 3.0)
         if server is not None and not self._leaving.done():

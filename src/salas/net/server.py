@@ -56,6 +56,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("salas")
 
+
+def _answered_here(item: Input) -> bool:
+    """Bytes a door made by itself (help, usage errors), or will make (a
+    callable): not a command for the hub, nor a line still to be read."""
+    return isinstance(item, bytes) or (callable(item) and not isinstance(item, Deferred))
+
+
 DoorFactory = Callable[[int, str, int], Door]
 
 #: The shared "nothing queued" list: never appended to (``send`` replaces it).
@@ -87,6 +94,8 @@ class Connection(asyncio.Protocol):
         "gate",
         "held",
         "host",
+        "hub_wait",
+        "inflight",
         "last_rx",
         "next_tick",
         "out",
@@ -109,6 +118,10 @@ class Connection(asyncio.Protocol):
         self.held = 0
         #: Input waits (and reading stops) while a password is being checked.
         self.paused = False
+        #: With a bus: this client's commands not yet back from the log, and
+        #: whether its input waits for them (see Server.run).
+        self.inflight = 0
+        self.hub_wait = False
         self.closing = False
         self.closed = False
         self.reason = ""
@@ -411,6 +424,9 @@ class Server:
     # -- commands in -----------------------------------------------------------
 
     def run(self, conn: Connection, item: Input) -> None:
+        if conn.inflight and _answered_here(item):
+            self.wait_for_hub(conn, [item])
+            return
         if isinstance(item, bytes):
             conn.send(item)
         elif isinstance(item, Deferred):
@@ -421,6 +437,9 @@ class Server:
                 if conn.paused:
                     conn.put_back(subs[i:])  # a password check holds the rest of the line
                     return
+                if conn.inflight and _answered_here(sub):
+                    self.wait_for_hub(conn, subs[i:])
+                    return
                 self.run(conn, sub)
         elif callable(item):
             conn.send(item())
@@ -430,6 +449,24 @@ class Server:
             self.accounts.run(conn, item)
         else:
             self.dispatch(conn.sid, item)
+
+    @staticmethod
+    def wait_for_hub(conn: Connection, items: list[Input]) -> None:
+        """With a bus, a client's commands come back from the log a moment
+        later; what its door answers by itself waits for them, so replies keep
+        the order the client asked in."""
+        conn.put_back(items)
+        conn.hub_wait = True
+        conn.pause()
+
+    def applied(self, sid: int) -> None:
+        """One of this node's commands came back from the log and was applied."""
+        conn = self.conns.get(sid)
+        if conn is not None and conn.inflight:
+            conn.inflight -= 1
+            if not conn.inflight and conn.hub_wait:
+                conn.hub_wait = False
+                conn.resume()
 
     def dispatch(self, sid: int, cmd: Command) -> None:
         if type(cmd) is Quit:
@@ -455,10 +492,13 @@ class Server:
                 # A door learns it is registered from the hub's answer: what
                 # the client sent after registering waits for that answer.
                 conn.pause()
+                conn.inflight += 1
                 done: asyncio.Future[Any] = self.loop.create_future()
                 done.add_done_callback(lambda _: conn.resume())
                 bus.submit(Do(sid, cmd), done)
                 return
+            if conn is not None:
+                conn.inflight += 1
             bus.submit(Do(sid, cmd))
             return
         self.apply(sid, cmd, time.time())
