@@ -3,6 +3,7 @@ free loopback ports, and talk to it over real sockets. Every wait is bounded."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import select
@@ -14,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 #: Scales every timeout (slow machines: SALAS_TEST_TIME=3).
 TIME = float(os.environ.get("SALAS_TEST_TIME", "1"))
@@ -96,6 +98,22 @@ class RunningServer:
         raise AssertionError("no VmRSS")
 
 
+def bus_env() -> dict[str, str]:
+    """With ``SALAS_TEST_BUS=1``, every server a test starts is a node on a bus
+    (a Redis of its own): the same tests, through the cluster's path."""
+    if os.environ.get("SALAS_TEST_BUS") != "1":
+        return {}
+    from redisrv import RedisServer
+
+    redis = RedisServer()
+    if not _REDISES:
+        atexit.register(lambda: [r.close() for r in _REDISES])
+    _REDISES.append(redis)
+    return {"SALAS__BUS__URL": redis.url}
+
+
+_REDISES: list[Any] = []
+
 test_env.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
@@ -124,7 +142,7 @@ def start_server(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={**test_env(tmp), **(env or {})},
+        env={**test_env(tmp), **bus_env(), **(env or {})},
     )
     server = RunningServer(proc, data)
     threading.Thread(target=server._pump, daemon=True).start()

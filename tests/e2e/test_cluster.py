@@ -4,9 +4,11 @@ processes and real clients on loopback."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -437,3 +439,29 @@ def test_a_node_with_other_rules_is_refused(nodes: Nodes) -> None:
     with pytest.raises(AssertionError) as failed:
         nodes.start(env={"SALAS__SERVER__LOBBY": "hall"})
     assert "settings differ from the running nodes': lobby = 'hall' here" in str(failed.value)
+
+
+def test_single_server_tests_pass_through_the_bus(tmp_path: Path) -> None:
+    """The end-to-end tests of the four doors, each server a node on a bus of
+    its own: what users see must not change when their server joins a cluster."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/e2e/test_everyone_meets.py",
+            "tests/e2e/test_line.py",
+            "tests/e2e/test_cs168.py",
+            "tests/e2e/test_fanout_order.py",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "SALAS_TEST_BUS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300 * TIME,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "skipped" not in proc.stdout, proc.stdout[-500:]

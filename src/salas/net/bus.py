@@ -129,6 +129,7 @@ class RedisBus:
         self._leaving: asyncio.Future[None] | None = None
         self._warned_newer = False
         self.bad_entries = 0
+        self._closing = False
 
     # -- start ---------------------------------------------------------------------
 
@@ -500,7 +501,7 @@ class RedisBus:
                 self.submit(Call("node_gone", (node, "Node lost")))
 
     def _lost(self, err: BaseException) -> None:
-        if not self.up:
+        if not self.up or self._closing:
             return
         self.up = False
         self._up.clear()
@@ -564,16 +565,22 @@ class RedisBus:
 
     async def close(self) -> None:
         """Stop the bus's tasks and connections; bounded, whatever Redis does."""
+        self._closing = True
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
+        stuck: set[asyncio.Task[None]] = set()
         if tasks:
-            _done, stuck = await asyncio.wait(tasks, timeout=2.0)
-            if stuck:
-                log.warning("bus: %d task(s) did not stop: %s", len(stuck), stuck)
+            _done, stuck = await asyncio.wait(tasks, timeout=0.2)
+        # A read blocked in Redis may outlast its cancellation: closing the
+        # connections under it ends it.
         for client in (self._r, self._rd):
             if client is not None:
                 try:
                     await asyncio.wait_for(client.aclose(), 1.0)
                 except Exception as err:
                     log.warning("bus: closing a Redis connection: %s", err or type(err).__name__)
+        if stuck:
+            _done, stuck = await asyncio.wait(stuck, timeout=1.0)
+            if stuck:
+                log.warning("bus: %d task(s) did not stop: %s", len(stuck), stuck)

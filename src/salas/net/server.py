@@ -559,7 +559,10 @@ class Server:
 
     def log_gone(self, conn: Connection, reason: str) -> None:
         user = self.hub.users.get(conn.sid)
-        if user is not None:
+        if user is not None and self.bus is not None:
+            # With a bus the hub learns of it a moment later: no count yet.
+            log.info("< The user %s [%s] left: %s", user.name, user.address, reason)
+        elif user is not None:
             online = len(self.hub.users) - 1
             log.info(
                 "< The user %s [%s] left (%s): %s",
