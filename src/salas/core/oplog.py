@@ -418,7 +418,37 @@ _CALL_CODECS: Final[dict[str, tuple[tuple[_Check, ...], tuple[_Encode, ...]]]] =
 # -- ops and entries -------------------------------------------------------------
 
 
+#: A room message is most of the log: it has a path of its own both ways,
+#: doing the same checks as the general one without walking the type hints.
+_SAY_KINDS: Final = frozenset(get_args(c.MessageKind))
+_SAY_KEYS: Final = (frozenset({"room", "text"}), frozenset({"room", "text", "kind"}))
+
+
+def _say_fields(room: object, text: object, kind: object) -> bool:
+    """Do these make a Say that the general decoder would take as it is?"""
+    return (
+        (room is None or (type(room) is str and len(room) <= _SHORT_STR))
+        and type(text) is str
+        and len(text) <= _SHORT_STR
+        and kind in _SAY_KINDS
+        and type(kind) is str
+    )
+
+
 def _decode_op(op: object) -> Op:
+    if (
+        type(op) is list
+        and len(op) == 4
+        and op[2] == "Say"
+        and op[0] == "do"
+        and type(op[1]) is int
+        and _INT_MIN <= op[1] <= _INT_MAX
+        and type(f := op[3]) is dict
+        and f.keys() in _SAY_KEYS
+    ):
+        room, text, kind = f["room"], f["text"], f.get("kind", "say")
+        if _say_fields(room, text, kind):
+            return Do(op[1], c.Say(room, text, kind))
     if (type(op) is not list and type(op) is not tuple) or not op:
         _bad(f"an op must be a non-empty array, got {_kind(op)}")
     kind = op[0]
@@ -459,6 +489,17 @@ def _decode_op(op: object) -> Op:
 def _op_json(op: Op) -> list[object]:
     """An op as json can write it, checked as ``decode`` will check it: whatever
     would be refused on every node is refused here, at its origin."""
+    if type(op) is Do and type(cmd := op.cmd) is c.Say:
+        sid = op.sid
+        if (
+            type(sid) is int
+            and _INT_MIN <= sid <= _INT_MAX
+            and _say_fields(cmd.room, cmd.text, cmd.kind)
+        ):
+            fields: dict[str, object] = {"room": cmd.room, "text": cmd.text}
+            if cmd.kind != "say":
+                fields["kind"] = cmd.kind
+            return ["do", sid, "Say", fields]
     try:
         if type(op) is Do:
             codec = _DO_ENCODE.get(type(op.cmd))
