@@ -4,6 +4,7 @@ free loopback ports, and talk to it over real sockets. Every wait is bounded."""
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import re
 import select
@@ -96,6 +97,20 @@ class RunningServer:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         raise AssertionError("no VmRSS")
+
+
+def export_history(tmp: Path, room: str, *where: str) -> list[dict[str, Any]]:
+    """``salas admin WHERE history export ROOM`` (WHERE: ``--data-dir DIR`` or
+    ``--config FILE``): the room's stored messages, oldest first."""
+    proc = subprocess.run(
+        salas_cmd("admin", *where, "history", "export", room),
+        capture_output=True,
+        text=True,
+        env=test_env(tmp),
+        timeout=30 * TIME,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
 
 
 def bus_env() -> dict[str, str]:

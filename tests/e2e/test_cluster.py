@@ -14,12 +14,22 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pg import Cluster
 from redisrv import RedisServer
-from support import TIME, LineClient, RunningServer, salas_cmd, start_server, test_env, welcome
+from support import (
+    TIME,
+    LineClient,
+    RunningServer,
+    export_history,
+    salas_cmd,
+    start_server,
+    test_env,
+    welcome,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +70,15 @@ class Nodes:
         node = start_server(where, doors, config=self.config, env=env)
         self.running.append(node)
         return node
+
+    def pair(self) -> tuple[RunningServer, RunningServer, LineClient, LineClient]:
+        """Two nodes, alice on the first and bob on the second, who see each other."""
+        a = self.start()
+        b = self.start()
+        alice = welcome(a.port, "alice")
+        bob = welcome(b.port, "bob")
+        alice.expect("is now known as bob")
+        return a, b, alice, bob
 
     def stop(self) -> None:
         slow = []
@@ -231,11 +250,7 @@ def test_a_node_that_joins_later_sees_the_chat_as_it_is(nodes: Nodes) -> None:
 def test_a_killed_node_s_people_leave_and_history_keeps_what_was_seen(
     nodes: Nodes, tmp_path: Path, pg_url: str
 ) -> None:
-    a = nodes.start()
-    b = nodes.start()
-    alice = welcome(a.port, "alice")
-    bob = welcome(b.port, "bob")
-    alice.expect("is now known as bob")
+    a, b, alice, bob = nodes.pair()
     for i in range(200):
         bob.send(f"burst {i}")
     seen = []
@@ -264,11 +279,7 @@ def test_a_killed_node_s_people_leave_and_history_keeps_what_was_seen(
 
 
 def test_redis_restarted_mid_chat(nodes: Nodes, redis_server: RedisServer) -> None:
-    a = nodes.start()
-    b = nodes.start()
-    alice = welcome(a.port, "alice")
-    bob = welcome(b.port, "bob")
-    alice.expect("is now known as bob")
+    a, _b, alice, bob = nodes.pair()
     alice.send("/oper root rootpass")
     alice.expect("operator")
     alice.send("before")
@@ -295,11 +306,7 @@ def test_redis_restarted_mid_chat(nodes: Nodes, redis_server: RedisServer) -> No
 
 
 def test_garbage_on_the_bus_is_logged_and_ignored(nodes: Nodes, redis_server: RedisServer) -> None:
-    a = nodes.start()
-    b = nodes.start()
-    alice = welcome(a.port, "alice")
-    bob = welcome(b.port, "bob")
-    alice.expect("is now known as bob")
+    a, b, alice, bob = nodes.pair()
     newer = json.dumps({"v": 99, "node": 7, "seq": 1, "ops": []})
     for junk in ("not json", '{"v":1,"node":"x"}', "\xff\xfe", newer, "[" * 10000):
         redis_server.command("XADD", "salas:log", "*", "e", junk)
@@ -311,11 +318,7 @@ def test_garbage_on_the_bus_is_logged_and_ignored(nodes: Nodes, redis_server: Re
 
 
 def test_admin_console_sees_the_whole_cluster(nodes: Nodes, tmp_path: Path) -> None:
-    a = nodes.start()
-    b = nodes.start()
-    alice = welcome(a.port, "alice")
-    bob = welcome(b.port, "bob")
-    alice.expect("is now known as bob")
+    a, b, alice, bob = nodes.pair()
     out = subprocess.run(
         salas_cmd("admin", "--data-dir", str(a.data_dir), "users", "list"),
         capture_output=True,
@@ -338,18 +341,10 @@ def test_admin_console_sees_the_whole_cluster(nodes: Nodes, tmp_path: Path) -> N
     bob.expect("< alice left lobby")
 
 
-def export(tmp_path: Path, config: str, room: str) -> list[dict[str, object]]:
+def export(tmp_path: Path, config: str, room: str) -> list[dict[str, Any]]:
     cfg = tmp_path / "export.toml"
     cfg.write_text(config)
-    proc = subprocess.run(
-        salas_cmd("admin", "--config", str(cfg), "history", "export", room),
-        capture_output=True,
-        text=True,
-        env=test_env(tmp_path),
-        timeout=30 * TIME,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return [json.loads(line) for line in proc.stdout.splitlines()]
+    return export_history(tmp_path, room, "--config", str(cfg))
 
 
 def test_a_node_whose_clock_is_minutes_off_does_not_reorder_history(
@@ -383,11 +378,7 @@ def test_postgres_away_and_back_across_nodes(
     nodes: Nodes, tmp_path: Path, pg_url: str, pg_cluster: Cluster
 ) -> None:
     db = pg_url.rsplit("/", 1)[1]
-    a = nodes.start()
-    b = nodes.start()
-    alice = welcome(a.port, "alice")
-    bob = welcome(b.port, "bob")
-    alice.expect("is now known as bob")
+    a, b, alice, bob = nodes.pair()
     alice.send("kept before")
     bob.expect("[alice] kept before")
     # The database goes away: every connection cut, and no new one let in.
@@ -413,11 +404,7 @@ def test_postgres_away_and_back_across_nodes(
 
 
 def test_a_node_frozen_past_its_timeout_lets_its_people_go(nodes: Nodes) -> None:
-    a = nodes.start()
-    b = nodes.start()
-    alice = welcome(a.port, "alice")
-    bob = welcome(b.port, "bob")
-    alice.expect("is now known as bob")
+    _a, b, alice, bob = nodes.pair()
     b.proc.send_signal(signal.SIGSTOP)
     try:
         assert "Node lost" in alice.expect("< bob left lobby", timeout=5)

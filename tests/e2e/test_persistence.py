@@ -8,7 +8,6 @@ get the same answer, and each failure slows the next try down.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -26,6 +25,7 @@ from support import (
     TIME,
     LineClient,
     RunningServer,
+    export_history,
     salas_cmd,
     start_server,
     test_env,
@@ -40,16 +40,7 @@ HISTORY_ROW_RE = re.compile(r"^  (?:\d{4}-\d\d-\d\d )?\d\d:\d\d (.*)$")
 
 
 def export(tmp: Path, room: str) -> list[dict[str, Any]]:
-    """``salas admin history export ROOM``: the room's stored messages, oldest first."""
-    proc = subprocess.run(
-        salas_cmd("admin", "--data-dir", str(tmp / "data"), "history", "export", room),
-        capture_output=True,
-        text=True,
-        env=test_env(tmp),
-        timeout=30 * TIME,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return [json.loads(line) for line in proc.stdout.splitlines()]
+    return export_history(tmp, room, "--data-dir", str(tmp / "data"))
 
 
 def serve_fails(tmp: Path, data: Path) -> tuple[int, str, float]:
