@@ -649,3 +649,17 @@ def test_encode_refuses_an_entry_over_the_bound() -> None:
     check_op(big)
     with pytest.raises(ValueError, match="over"):
         encode(Entry(1, 1, (big,) * (MAX_ENTRY // MAX_STR)))
+
+
+@pytest.mark.parametrize("kind", [[], {}, 1, None, True, "shout"])
+def test_a_say_of_an_unhashable_or_unknown_kind_is_a_bad_entry(kind: object) -> None:
+    data = json.dumps(
+        {
+            "v": 1,
+            "node": 1,
+            "seq": 1,
+            "ops": [["do", 5, "Say", {"room": "#a", "text": "hi", "kind": kind}]],
+        }
+    )
+    with pytest.raises(BadEntry):
+        decode(data)

@@ -404,19 +404,20 @@ def test_postgres_away_and_back_across_nodes(
 
 
 def test_a_node_frozen_past_its_timeout_lets_its_people_go(nodes: Nodes) -> None:
-    _a, b, alice, bob = nodes.pair()
+    a, b, alice, bob = nodes.pair()
     b.proc.send_signal(signal.SIGSTOP)
     try:
         assert "Node lost" in alice.expect("< bob left lobby", timeout=5)
     finally:
         b.proc.send_signal(signal.SIGCONT)
-    # Back, node B learns it was let go: bob is told and disconnected, not left
-    # talking to nobody.
+    # Back, node B finds its heartbeat expired: the others have moved on without
+    # it, so it lets bob go (not left talking to nobody) and stops with status
+    # 1, for its service manager to start it again.
     bob.expect("please reconnect", timeout=5)
     assert bob.closed()
-    b.wait_log(r"the other nodes lost this node", timeout=5)
-    again = welcome(b.port, "bob")
-    alice.expect("is now known as bob")
+    b.wait_log(r"bus: this node was cut off from the chat", timeout=5)
+    assert b.proc.wait(15) == 1
+    again = welcome(a.port, "bob")
     again.send("back again")
     alice.expect("[bob] back again")
 
@@ -452,3 +453,27 @@ def test_single_server_tests_pass_through_the_bus(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "skipped" not in proc.stdout, proc.stdout[-500:]
+
+
+def test_past_max_waiting_people_are_told_and_nobody_is_left_stuck(
+    nodes: Nodes, redis_server: RedisServer
+) -> None:
+    a = nodes.start(env={"SALAS__BUS__MAX_WAITING": "5"})
+    alice = welcome(a.port, "alice")
+    redis_server.stop()
+    a.wait_log(r"bus: lost Redis", timeout=5)
+    alice.send_raw(b"".join(f"waiting {i}\n".encode() for i in range(12)))
+    refused = alice.expect("the chat is reconnecting", timeout=5)
+    assert refused.startswith("! Not now")
+    redis_server.start()
+    a.wait_log(r"bus: Redis is restarted", timeout=10)
+    # What waited went out; what was refused was said to be; and alice is not
+    # left waiting for answers to commands that will never come back.
+    alice.send("/help")
+    alice.expect("/join", timeout=5)
+    alice.send("after")
+    alice.send("/history 20")
+    lines = alice.drain(1.0)
+    said = [line for line in lines if "[alice] " in line]
+    assert any(s.endswith("[alice] after") for s in said), lines
+    assert any(s.endswith("[alice] waiting 0") for s in said), lines

@@ -430,8 +430,8 @@ def _say_fields(room: object, text: object, kind: object) -> bool:
         (room is None or (type(room) is str and len(room) <= _SHORT_STR))
         and type(text) is str
         and len(text) <= _SHORT_STR
-        and kind in _SAY_KINDS
         and type(kind) is str
+        and kind in _SAY_KINDS
     )
 
 

@@ -32,18 +32,21 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from salas import __version__
 from salas.core import errors as e
 from salas.core import snapshot
 from salas.core.events import Delivery, Failed
 from salas.core.hub import Hub, node_of
 from salas.core.oplog import BUS_SCHEMA, BadEntry, Call, Do, Entry, Op, check_op, decode, encode
+from salas.store.base import StoreError
 
 if TYPE_CHECKING:
     from salas.config import BusSettings
@@ -93,6 +96,14 @@ class BusError(Exception):
     """The bus can't be used at start; the text says why, for the operator."""
 
 
+STREAM_ID = re.compile(rb"\d{1,20}-\d{1,20}")
+
+
+def _id_key(stream_id: bytes) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition(b"-")
+    return int(ms), int(seq or 0)
+
+
 def _ms(stream_id: bytes) -> int:
     return int(stream_id.split(b"-", 1)[0])
 
@@ -130,10 +141,15 @@ class RedisBus:
         self._warned_newer = False
         self.bad_entries = 0
         self._closing = False
+        self._missed: dict[int, int] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._heart: asyncio.Task[None] | None = None
 
     # -- start ---------------------------------------------------------------------
 
-    async def start(self, from_store: Callable[[], Hub], fresh: Callable[[], Hub]) -> Hub:
+    async def start(
+        self, from_store: Callable[[], Awaitable[Hub]], fresh: Callable[[], Hub]
+    ) -> Hub:
         """Join the cluster: the hub as the live nodes have it, or (first node)
         as the store has it. BusError when Redis can't be reached."""
         try:
@@ -156,7 +172,7 @@ class RedisBus:
         try:
             self._run_id = await self._redis_run_id()
             hub = await self._boot(from_store, fresh)
-        except BusError:
+        except (BusError, StoreError):
             await self.close()
             raise
         except Exception as err:
@@ -181,7 +197,9 @@ class RedisBus:
                 return
         raise BusError("no free node number")
 
-    async def _boot(self, from_store: Callable[[], Hub], fresh: Callable[[], Hub]) -> Hub:
+    async def _boot(
+        self, from_store: Callable[[], Awaitable[Hub]], fresh: Callable[[], Hub]
+    ) -> Hub:
         token = secrets.token_hex(8)
         deadline = time.monotonic() + BOOT_LOCK_MS / 1000
         while not await self._r.set(BOOT, token, px=BOOT_LOCK_MS, nx=True):
@@ -202,7 +220,9 @@ class RedisBus:
                 log.info(
                     "bus: %s, node %s (%d), the first node", self.settings.url, self.name, self.node
                 )
-                return from_store()
+                # Read under the lock: what the store has now, not before a
+                # node that was stopping wrote its last records.
+                return await from_store()
             log.info(
                 "bus: %s, node %s (%d), joined %d other node(s)",
                 self.settings.url,
@@ -239,6 +259,7 @@ class RedisBus:
                 break
             if time.monotonic() > look:
                 look += 1.0
+                await self._beat()  # a long wait must not let this node's key expire
                 if not await self._live_nodes():
                     return None  # they died lately: their keys have just expired
             await asyncio.sleep(0.05)
@@ -246,6 +267,12 @@ class RedisBus:
             raise BusError(f"no live node answered with the chat's state in {SNAPSHOT_WAIT:.0f} s")
         try:
             data = json.loads(raw)
+            if data["version"] != __version__:
+                # Two builds may apply the same operation differently.
+                raise BusError(
+                    f"the running nodes are salas {data['version']}, this node is"
+                    f" {__version__}: stop them all to change versions"
+                )
             hub = fresh()
             theirs = data["settings"]
             ours = dataclasses.asdict(hub.settings)
@@ -258,6 +285,8 @@ class RedisBus:
                 )
             snapshot.load(hub, data["hub"])
             after = str(data["after"]).encode()
+            if not STREAM_ID.fullmatch(after):
+                raise ValueError(f"not a stream id: {after!r}")
             applied = {int(k): int(v) for k, v in data["applied"].items()}
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise BusError(f"the chat's state from the other nodes is unreadable: {err}") from err
@@ -275,7 +304,21 @@ class RedisBus:
             (self._read_loop(), "salas-bus-read"),
             (self._heartbeat_loop(), "salas-bus-heartbeat"),
         ):
-            self._tasks.append(loop.create_task(coro, name=name))
+            task = loop.create_task(coro, name=name)
+            task.add_done_callback(self._stopped)
+            self._tasks.append(task)
+            if name == "salas-bus-read":
+                self._reader = task
+            elif name == "salas-bus-heartbeat":
+                self._heart = task
+
+    def _stopped(self, task: asyncio.Task[None]) -> None:
+        """A bus task that ends by itself is a bug: a node that no longer reads
+        or writes the log must not look alive. It stops, and says why."""
+        if task.cancelled() or self._closing:
+            return
+        log.critical("bus: %s stopped: %r: this node stops", task.get_name(), task.exception())
+        self._give_up("an internal error in the bus")
 
     # -- operations in ---------------------------------------------------------------
 
@@ -289,11 +332,14 @@ class RedisBus:
         self._wake.set()
 
     def _refuse(self, op: Op, fut: asyncio.Future[Any] | None, err: e.ChatError) -> None:
+        server = self.server
         if fut is not None:
             if not fut.done():
                 fut.set_exception(err)
-        elif self.server is not None and type(op) is Do:
-            self.server.deliver([Delivery((op.sid,), Failed(err, op.cmd))])
+        elif server is not None and type(op) is Do:
+            server.deliver([Delivery((op.sid,), Failed(err, op.cmd))])
+        if server is not None and type(op) is Do:
+            server.applied(op.sid)  # it will never come back from the log
 
     def _entry(
         self, ops: list[Op], futs: list[asyncio.Future[Any] | None]
@@ -379,7 +425,9 @@ class RedisBus:
     def _apply_raw(self, stream_id: bytes, data: bytes) -> None:
         try:
             entry = decode(data)
-        except BadEntry as err:
+        except Exception as err:  # BadEntry; anything else is a decoder bug, not a crash
+            if not isinstance(err, BadEntry):
+                log.exception("bus: the decoder failed on entry %r", stream_id)
             self.bad_entries += 1
             if "newer" in str(err):
                 if not self._warned_newer:
@@ -421,10 +469,12 @@ class RedisBus:
                 result: Any = None
                 try:
                     if type(op) is Do:
-                        result = server.hub.handle(op.sid, op.cmd, now)
-                        server.deliver(result)
-                        if own:
-                            server.applied(op.sid)
+                        try:
+                            result = server.hub.handle(op.sid, op.cmd, now)
+                            server.deliver(result)
+                        finally:
+                            if own:
+                                server.applied(op.sid)
                     elif type(op) is Call and op.method == "snapshot_wanted":
                         self._answer_snapshot(op.args[0], stream_id)
                     elif type(op) is Call:
@@ -460,6 +510,23 @@ class RedisBus:
             if node == self.node and leaving is not None and not leaving.done():
                 leaving.set_result(None)
 
+    def _gone_meanwhile(self, why: str) -> None:
+        log.error("bus: this node was cut off from the chat (%s): it stops", why)
+        self._give_up(why)
+
+    def _give_up(self, why: str) -> None:
+        """This node can't go on as part of the chat: its people are let go
+        (they reconnect, here after a restart or on another node) and the
+        node stops with status 1, for its service manager to start it again."""
+        self._closing = True
+        server = self.server
+        if server is None:
+            return
+        self._let_go([sid for sid in server.conns if sid in server.hub.users])
+        server.exit_code = 1
+        if server.on_stop is not None:
+            server.on_stop(f"This node lost the chat ({why})")
+
     def _let_go(self, sids: list[int]) -> None:
         """The others saw this node as gone (it was cut off or frozen too long):
         its people are no longer in the chat, so their connections end and
@@ -479,6 +546,7 @@ class RedisBus:
         data = json.dumps(
             {
                 "after": stream_id.decode(),
+                "version": __version__,
                 "applied": {str(k): v for k, v in self._applied.items()},
                 "settings": dataclasses.asdict(hub.settings),
                 "hub": snapshot.dump(hub),
@@ -494,19 +562,28 @@ class RedisBus:
 
     # -- liveness --------------------------------------------------------------------
 
-    async def _heartbeat_loop(self) -> None:
+    async def _beat(self) -> bool:
+        """Refresh this node's key; False if it had expired (the others may
+        have counted this node gone meanwhile)."""
         ttl = int(self.settings.node_timeout * 1000)
+        return bool(await self._r.set(node_key(self.node), self.name, px=ttl, xx=True))
+
+    async def _heartbeat_loop(self) -> None:
         while True:
+            if self.up:
+                try:
+                    if not await self._beat():
+                        if await self._redis_run_id() != self._run_id:
+                            self._lost(ConnectionError("Redis restarted"))
+                            continue
+                        self._gone_meanwhile("its heartbeat expired")
+                        return
+                    await self._look_for_gone()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:
+                    self._lost(err)
             await asyncio.sleep(self.settings.heartbeat)
-            if not self.up:
-                continue
-            try:
-                await self._r.set(node_key(self.node), self.name, px=ttl)
-                await self._look_for_gone()
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:
-                self._lost(err)
 
     async def _look_for_gone(self) -> None:
         hub = self.hub
@@ -517,7 +594,14 @@ class RedisBus:
             return
         alive = await self._r.mget([node_key(n) for n in others])
         for node, value in zip(others, alive, strict=True):
-            if value is None:
+            if value is not None:
+                self._missed.pop(node, None)
+                continue
+            # Twice in a row, a heartbeat apart: one stall (of Redis, or of
+            # this loop) is not a death.
+            self._missed[node] = self._missed.get(node, 0) + 1
+            if self._missed[node] >= 2:
+                del self._missed[node]
                 self._reported.add(node)
                 log.warning("bus: node %d is silent: its people are shown leaving", node)
                 self.submit(Call("node_gone", (node, "Node lost")))
@@ -536,25 +620,36 @@ class RedisBus:
             await asyncio.sleep(RETRY)
             try:
                 run_id = await self._redis_run_id()
-                await self._r.set(
-                    node_key(self.node), self.name, px=int(self.settings.node_timeout * 1000)
-                )
+                restarted = run_id != self._run_id
+                if not restarted:
+                    # The same Redis: were we away so long that the others
+                    # moved on (this node counted gone, or the log trimmed past
+                    # where this node had read)?
+                    if not await self._beat():
+                        self._gone_meanwhile("it was away longer than bus.node_timeout")
+                        return
+                    first = await self._r.xrange(LOG, count=1)
+                    if first and _id_key(first[0][0]) > _id_key(self.last_id):
+                        self._gone_meanwhile("the log moved on past what it had read")
+                        return
+                else:
+                    ttl = int(self.settings.node_timeout * 1000)
+                    await self._r.set(node_key(self.node), self.name, px=ttl)
+                # Everything not read back is written again (in order, before
+                # anything new); after a Redis restart, so is what was read back
+                # lately, since the others may not have read it. Repeats are
+                # skipped by every node. Any failure: all of it again.
+                again = sorted(self._unread.items())
+                if restarted:
+                    again = [(s, (d, [])) for s, d, _ in self._recent_own] + again
+                for _seq, (data, _futs) in again:
+                    await self._xadd(data)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 continue
             break
-        restarted = run_id != self._run_id
         self._run_id = run_id
-        # Everything not read back is written again (in order, before anything
-        # new); after a Redis restart, so is what was read back lately, since
-        # the others may not have read it. Repeats are skipped by every node.
-        again = sorted(self._unread.items())
-        if restarted:
-            again = [(s, (d, [])) for s, d, _ in self._recent_own] + again
-        for _seq, (data, _futs) in again:
-            with contextlib.suppress(Exception):
-                await self._xadd(data)
         self.up = True
         self._since_up = time.monotonic()
         self._up.set()
@@ -576,6 +671,11 @@ class RedisBus:
         self.submit(Call("shutdown_node", (self.node, reason)))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._leaving), 3.0)
+        # Gone from the chat: apply nothing more, and let the key go.
+        self._closing = True
+        for task in (self._heart, self._reader):
+            if task is not None:
+                task.cancel()
         if server is not None and not self._leaving.done():
             # No bus to say it through: tell our own people here; the others
             # will see them leave when this node's key expires.

@@ -109,10 +109,19 @@ async def _serve(config: Config, data_dir: Path, recent: Recent | None = None) -
         offer_ttl=config.direct.offer_ttl,
     )
 
-    def from_store() -> Hub:
+    bus: RedisBus | None = None
+
+    async def from_store() -> Hub:
+        nonlocal store, loaded
+        if bus is not None:
+            # The first node of a chat, under the bus's start lock: read the
+            # store again, after any node that was stopping wrote its last.
+            await store.close()
+            store = open_store(config, data_dir)
+            await store.open()
+            loaded = store.load()
         return Hub(settings, loaded=loaded, recent=store.recent, now=time.time())
 
-    bus: RedisBus | None = None
     if config.bus.url:
         if postgres_url(config) is None:
             log.warning(
@@ -123,12 +132,12 @@ async def _serve(config: Config, data_dir: Path, recent: Recent | None = None) -
         try:
             # A node that joins a running chat takes its state from the others.
             hub = await bus.start(from_store, lambda: Hub(settings))
-        except BusError as err:
+        except (BusError, StoreError) as err:
             log.error("salas: %s", err)
             await store.close()
             return 1
     else:
-        hub = from_store()
+        hub = await from_store()
     server = Server(config, hub, loop, store)
     if bus is not None:
         server.use_bus(bus)
@@ -188,4 +197,4 @@ async def _serve(config: Config, data_dir: Path, recent: Recent | None = None) -
         await bus.close()
     await admin.close()
     log.info("stopped")
-    return 0
+    return server.exit_code

@@ -93,6 +93,7 @@ class Connection(asyncio.Protocol):
         "door_factory",
         "gate",
         "held",
+        "holds",
         "host",
         "hub_wait",
         "inflight",
@@ -118,6 +119,9 @@ class Connection(asyncio.Protocol):
         self.held = 0
         #: Input waits (and reading stops) while a password is being checked.
         self.paused = False
+        #: Why input is held: a password check, commands out on the bus, a
+        #: registration; reading resumes when none is left.
+        self.holds = 0
         #: With a bus: this client's commands not yet back from the log, and
         #: whether its input waits for them (see Server.run).
         self.inflight = 0
@@ -174,6 +178,8 @@ class Connection(asyncio.Protocol):
         if not interval or self.closing:
             return
         self.next_tick = now + interval
+        if self.paused:
+            return  # its input is held here: not idle, and nothing to answer yet
         for item in self.door.tick(now - self.last_rx):
             self.server.run(self, item)
 
@@ -236,12 +242,19 @@ class Connection(asyncio.Protocol):
     def pause(self) -> None:
         """Hold this client's input (a password is being checked): what it
         sends next waits, and reading stops, so the wait costs no memory."""
+        self.holds += 1
         self.paused = True
         if not self.closing:
             self.transport.pause_reading()
 
     def resume(self) -> None:
+        if self.holds:
+            self.holds -= 1
+            if self.holds:
+                return
         self.paused = False
+        # The time held was not the client's silence.
+        self.last_rx = time.monotonic()
         if self.closing:
             return
         if not self.server.reads_paused:
@@ -403,6 +416,8 @@ class Server:
         #: requests are this node's to carry out).
         self.own = True
         self._sid_base = 0
+        #: The process's exit status once stopped (1: it could not go on).
+        self.exit_code = 0
 
     def use_bus(self, bus: RedisBus) -> None:
         self.bus = bus
@@ -468,6 +483,12 @@ class Server:
                 conn.hub_wait = False
                 conn.resume()
 
+    def _registered(self, conn: Connection, cmd: Command, done: asyncio.Future[Any]) -> None:
+        err = None if done.cancelled() else done.exception()
+        if isinstance(err, e.ChatError):
+            self.deliver([Delivery((conn.sid,), Failed(err, cmd))])
+        conn.resume()
+
     def dispatch(self, sid: int, cmd: Command) -> None:
         if type(cmd) is Quit:
             conn = self.conns.get(sid)
@@ -494,7 +515,7 @@ class Server:
                 conn.pause()
                 conn.inflight += 1
                 done: asyncio.Future[Any] = self.loop.create_future()
-                done.add_done_callback(lambda _: conn.resume())
+                done.add_done_callback(lambda f: self._registered(conn, cmd, f))
                 bus.submit(Do(sid, cmd), done)
                 return
             if conn is not None:
