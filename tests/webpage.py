@@ -67,8 +67,13 @@ def base(server: RunningServer) -> str:
     return f"http://127.0.0.1:{server.ports['http']}/"
 
 
+#: Seconds a line client waits for what a page did: the browser is the slow
+#: side on a busy machine, so longer than a socket test would.
+PAGE_TO_LINE = 10.0
+
+
 async def line_expect(client: LineClient, needle: str) -> str:
-    return await asyncio.to_thread(client.expect, needle)
+    return await asyncio.to_thread(client.expect, needle, PAGE_TO_LINE)
 
 
 async def axe(page: Page, least: int = 20) -> list[dict[str, Any]]:
