@@ -4,10 +4,12 @@ neither the console nor the disk ever holds up the event loop."""
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.handlers
 import queue
 import threading
+import zlib
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +37,10 @@ log = logging.getLogger("salas")
 LOG_FILE = "salas.log"
 #: Lines the admin console's ``logs`` can show without reading the files.
 RECENT_LINES = 5000
+#: Lines kept as text before they are packed into one compressed block: log
+#: lines repeat themselves, so 5,000 of them take about a fifth of the memory
+#: (a server holds the tail whether or not anyone reads it).
+RECENT_BLOCK = 250
 FILE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
@@ -47,7 +53,12 @@ class Recent(logging.Handler):
     def __init__(self, size: int = RECENT_LINES) -> None:
         super().__init__()
         self.setFormatter(logging.Formatter(FILE_FORMAT))
-        self.lines: deque[str] = deque(maxlen=size)
+        self.size = size
+        #: Older lines, oldest first: (how many, zlib of their JSON list).
+        self._blocks: deque[tuple[int, bytes]] = deque()
+        self._packed = 0
+        #: The newest lines, as text.
+        self._open: list[str] = []
         self._followers: set[Callable[[str], None]] = set()
         self._guard = threading.Lock()
 
@@ -58,7 +69,9 @@ class Recent(logging.Handler):
             self.handleError(record)
             return
         with self._guard:
-            self.lines.append(line)
+            self._open.append(line)
+            if len(self._open) >= RECENT_BLOCK:
+                self._pack()
             followers = list(self._followers)
         for follower in followers:
             try:
@@ -66,9 +79,26 @@ class Recent(logging.Handler):
             except Exception:  # a follower gone away must not stop the log
                 self.unfollow(follower)
 
+    def _pack(self) -> None:
+        lines, self._open = self._open, []
+        self._blocks.append((len(lines), zlib.compress(json.dumps(lines).encode(), 1)))
+        self._packed += len(lines)
+        while self._blocks and self._packed - self._blocks[0][0] >= self.size:
+            self._packed -= self._blocks.popleft()[0]
+
     def tail(self, n: int) -> list[str]:
+        """The latest ``n`` lines (at most ``size``), oldest first."""
+        n = min(n, self.size)
+        if n <= 0:
+            return []
         with self._guard:
-            return list(self.lines)[-n:] if n > 0 else []
+            got = self._open[-n:]
+            blocks = list(self._blocks)
+        for _count, packed in reversed(blocks):
+            if len(got) >= n:
+                break
+            got = json.loads(zlib.decompress(packed)) + got
+        return got[-n:]
 
     def follow(self, follower: Callable[[str], None]) -> None:
         with self._guard:

@@ -134,7 +134,8 @@ class RedisBus:
         self._up = asyncio.Event()
         self._run_id = ""
         self._since_up = 0.0
-        self._tasks: list[asyncio.Task[None]] = []
+        #: Every task the bus started that has not ended (so close() ends them).
+        self._tasks: set[asyncio.Task[None]] = set()
         #: Nodes this node has already reported gone (until their people are).
         self._reported: set[int] = set()
         self._leaving: asyncio.Future[None] | None = None
@@ -306,11 +307,15 @@ class RedisBus:
         ):
             task = loop.create_task(coro, name=name)
             task.add_done_callback(self._stopped)
-            self._tasks.append(task)
+            self._keep(task)
             if name == "salas-bus-read":
                 self._reader = task
             elif name == "salas-bus-heartbeat":
                 self._heart = task
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _stopped(self, task: asyncio.Task[None]) -> None:
         """A bus task that ends by itself is a bug: a node that no longer reads
@@ -436,8 +441,15 @@ class RedisBus:
             else:
                 log.warning("bus: entry %s ignored: %s", stream_id.decode(errors="replace"), err)
             return
-        if entry.seq <= self._applied.get(entry.node, 0):
+        last = self._applied.get(entry.node, 0)
+        if entry.seq <= last:
             return  # written again after a reconnection, and applied already
+        if last and entry.seq > last + 1:
+            # Entries this node never read (Redis lost them, or they were
+            # trimmed): the copies may differ from here on.
+            log.error(
+                "bus: %d entries of node %d were never read here", entry.seq - last - 1, entry.node
+            )
         self._applied[entry.node] = entry.seq
         own = entry.node == self.node
         futs: list[asyncio.Future[Any] | None] = []
@@ -558,7 +570,7 @@ class RedisBus:
             with contextlib.suppress(Exception):
                 await self._r.set(snapshot_key(token), data, ex=SNAPSHOT_TTL, nx=True)
 
-        self._tasks.append(asyncio.get_running_loop().create_task(put()))
+        self._keep(asyncio.get_running_loop().create_task(put()))
 
     # -- liveness --------------------------------------------------------------------
 
@@ -613,7 +625,7 @@ class RedisBus:
         self._up.clear()
         log.error("bus: lost Redis (%s): operations wait until it is back", err)
         self._tell_operators("lost its bus (Redis): messages wait until it is back")
-        self._tasks.append(asyncio.get_running_loop().create_task(self._reconnect()))
+        self._keep(asyncio.get_running_loop().create_task(self._reconnect()))
 
     async def _reconnect(self) -> None:
         while True:
@@ -688,7 +700,7 @@ class RedisBus:
     async def close(self) -> None:
         """Stop the bus's tasks and connections; bounded, whatever Redis does."""
         self._closing = True
-        tasks, self._tasks = self._tasks, []
+        tasks, self._tasks = self._tasks, set()
         for task in tasks:
             task.cancel()
         stuck: set[asyncio.Task[None]] = set()

@@ -93,10 +93,7 @@ class Connection(asyncio.Protocol):
         "door_factory",
         "gate",
         "held",
-        "holds",
         "host",
-        "hub_wait",
-        "inflight",
         "last_rx",
         "next_tick",
         "out",
@@ -117,15 +114,10 @@ class Connection(asyncio.Protocol):
         self.dirty = False
         #: Output waiting for the store to keep what it carries (see Server.flush).
         self.held = 0
-        #: Input waits (and reading stops) while a password is being checked.
-        self.paused = False
-        #: Why input is held: a password check, commands out on the bus, a
-        #: registration; reading resumes when none is left.
-        self.holds = 0
-        #: With a bus: this client's commands not yet back from the log, and
-        #: whether its input waits for them (see Server.run).
-        self.inflight = 0
-        self.hub_wait = False
+        #: How many reasons hold this client's input (a password check, with a
+        #: bus its registration or commands out on the log): what it sends
+        #: waits, and reading stops, until none is left.
+        self.paused = 0
         self.closing = False
         self.closed = False
         self.reason = ""
@@ -231,7 +223,7 @@ class Connection(asyncio.Protocol):
 
     def waiting(self) -> bool:
         """Input is held until a password check ends."""
-        return self.paused
+        return self.paused > 0
 
     def put_back(self, items: list[Input]) -> None:
         """Inputs to run first when the connection resumes."""
@@ -242,17 +234,15 @@ class Connection(asyncio.Protocol):
     def pause(self) -> None:
         """Hold this client's input (a password is being checked): what it
         sends next waits, and reading stops, so the wait costs no memory."""
-        self.holds += 1
-        self.paused = True
+        self.paused += 1
         if not self.closing:
             self.transport.pause_reading()
 
     def resume(self) -> None:
-        if self.holds:
-            self.holds -= 1
-            if self.holds:
+        if self.paused:
+            self.paused -= 1
+            if self.paused:
                 return
-        self.paused = False
         # The time held was not the client's silence.
         self.last_rx = time.monotonic()
         if self.closing:
@@ -416,6 +406,11 @@ class Server:
         #: requests are this node's to carry out).
         self.own = True
         self._sid_base = 0
+        #: With a bus: each client's commands not yet back from the log, and the
+        #: clients whose input waits for them (see run). Kept here, not on
+        #: every connection: most servers have no bus.
+        self.inflight: dict[int, int] = {}
+        self.hub_waiting: set[int] = set()
         #: The process's exit status once stopped (1: it could not go on).
         self.exit_code = 0
 
@@ -439,7 +434,7 @@ class Server:
     # -- commands in -----------------------------------------------------------
 
     def run(self, conn: Connection, item: Input) -> None:
-        if conn.inflight and _answered_here(item):
+        if self.inflight and conn.sid in self.inflight and _answered_here(item):
             self.wait_for_hub(conn, [item])
             return
         if isinstance(item, bytes):
@@ -452,7 +447,7 @@ class Server:
                 if conn.paused:
                     conn.put_back(subs[i:])  # a password check holds the rest of the line
                     return
-                if conn.inflight and _answered_here(sub):
+                if conn.sid in self.inflight and _answered_here(sub):
                     self.wait_for_hub(conn, subs[i:])
                     return
                 self.run(conn, sub)
@@ -465,22 +460,27 @@ class Server:
         else:
             self.dispatch(conn.sid, item)
 
-    @staticmethod
-    def wait_for_hub(conn: Connection, items: list[Input]) -> None:
+    def wait_for_hub(self, conn: Connection, items: list[Input]) -> None:
         """With a bus, a client's commands come back from the log a moment
         later; what its door answers by itself waits for them, so replies keep
         the order the client asked in."""
         conn.put_back(items)
-        conn.hub_wait = True
+        self.hub_waiting.add(conn.sid)
         conn.pause()
 
     def applied(self, sid: int) -> None:
         """One of this node's commands came back from the log and was applied."""
-        conn = self.conns.get(sid)
-        if conn is not None and conn.inflight:
-            conn.inflight -= 1
-            if not conn.inflight and conn.hub_wait:
-                conn.hub_wait = False
+        n = self.inflight.get(sid)
+        if n is None:
+            return
+        if n > 1:
+            self.inflight[sid] = n - 1
+            return
+        del self.inflight[sid]
+        if sid in self.hub_waiting:
+            self.hub_waiting.discard(sid)
+            conn = self.conns.get(sid)
+            if conn is not None:
                 conn.resume()
 
     def _registered(self, conn: Connection, cmd: Command, done: asyncio.Future[Any]) -> None:
@@ -513,13 +513,13 @@ class Server:
                 # A door learns it is registered from the hub's answer: what
                 # the client sent after registering waits for that answer.
                 conn.pause()
-                conn.inflight += 1
+                self.inflight[sid] = self.inflight.get(sid, 0) + 1
                 done: asyncio.Future[Any] = self.loop.create_future()
                 done.add_done_callback(lambda f: self._registered(conn, cmd, f))
                 bus.submit(Do(sid, cmd), done)
                 return
             if conn is not None:
-                conn.inflight += 1
+                self.inflight[sid] = self.inflight.get(sid, 0) + 1
             bus.submit(Do(sid, cmd))
             return
         self.apply(sid, cmd, time.time())
@@ -571,6 +571,7 @@ class Server:
         if self.conns.get(conn.sid) is conn:
             del self.conns[conn.sid]
         self.unnamed.pop(conn.sid, None)
+        self.hub_waiting.discard(conn.sid)
         self.log_gone(conn, reason)
         if not self.conns and self._all_gone is not None:
             self._all_gone.set()
