@@ -14,7 +14,7 @@ from salas.net.bus import ENTRY_OPS, RedisBus
 
 
 async def test_an_op_the_log_cannot_carry_is_refused_alone() -> None:
-    bus = RedisBus(BusSettings(url="redis://127.0.0.1:1/0"), "salas.local")
+    bus = RedisBus(BusSettings(url="redis://127.0.0.1:1/0"))
     bus.node = 7
     loop = asyncio.get_running_loop()
     good, bad = loop.create_future(), loop.create_future()
@@ -31,7 +31,7 @@ async def test_an_op_the_log_cannot_carry_is_refused_alone() -> None:
 
 
 async def test_nothing_to_write_when_every_op_is_refused() -> None:
-    bus = RedisBus(BusSettings(url="redis://127.0.0.1:1/0"), "salas.local")
+    bus = RedisBus(BusSettings(url="redis://127.0.0.1:1/0"))
     bus.node = 7
     fut = asyncio.get_running_loop().create_future()
     assert bus._entry([Call("kill", (1, 2, 3))], [fut]) is None

@@ -109,10 +109,9 @@ def _ms(stream_id: bytes) -> int:
 
 
 class RedisBus:
-    def __init__(self, settings: BusSettings, server_name: str) -> None:
+    def __init__(self, settings: BusSettings) -> None:
         self.settings = settings
         self.name = settings.node or f"{socket.gethostname()}:{os.getpid()}"
-        self.server_name = server_name
         self.node = 0
         self._r: Any = None
         self._rd: Any = None
@@ -140,7 +139,6 @@ class RedisBus:
         self._reported: set[int] = set()
         self._leaving: asyncio.Future[None] | None = None
         self._warned_newer = False
-        self.bad_entries = 0
         self._closing = False
         self._missed: dict[int, int] = {}
         self._reader: asyncio.Task[None] | None = None
@@ -433,7 +431,6 @@ class RedisBus:
         except Exception as err:  # BadEntry; anything else is a decoder bug, not a crash
             if not isinstance(err, BadEntry):
                 log.exception("bus: the decoder failed on entry %r", stream_id)
-            self.bad_entries += 1
             if "newer" in str(err):
                 if not self._warned_newer:
                     self._warned_newer = True

@@ -128,7 +128,7 @@ async def _serve(config: Config, data_dir: Path, recent: Recent | None = None) -
                 "bus: the store is not PostgreSQL: each node keeps its own history,"
                 " and a node that joins later has none of what was said before"
             )
-        bus = RedisBus(config.bus, config.server.name)
+        bus = RedisBus(config.bus)
         try:
             # A node that joins a running chat takes its state from the others.
             hub = await bus.start(from_store, lambda: Hub(settings))
