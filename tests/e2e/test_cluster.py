@@ -477,3 +477,30 @@ def test_past_max_waiting_people_are_told_and_nobody_is_left_stuck(
     said = [line for line in lines if "[alice] " in line]
     assert any(s.endswith("[alice] after") for s in said), lines
     assert any(s.endswith("[alice] waiting 0") for s in said), lines
+
+
+def test_admin_lists_the_nodes_and_who_is_on_each(nodes: Nodes, tmp_path: Path) -> None:
+    a, b, alice, bob = nodes.pair()
+    carol = welcome(b.port, "carol")
+    alice.expect("is now known as carol")
+
+    def admin_nodes(node: RunningServer, home: Path) -> list[dict[str, Any]]:
+        out = subprocess.run(
+            salas_cmd("admin", "--data-dir", str(node.data_dir), "nodes", "--json"),
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env=test_env(home),
+        )
+        assert out.returncode == 0, out
+        return list(json.loads(out.stdout))
+
+    listed = admin_nodes(a, tmp_path / "node0")
+    assert [n["people"] for n in listed if n["this"]] == [1]
+    assert sorted(n["people"] for n in listed) == [1, 2]
+    assert all(n["alive"] for n in listed) and len(listed) == 2
+    b.stop()
+    alice.expect("< carol left lobby")
+    listed = admin_nodes(a, tmp_path / "node0")
+    assert [(n["this"], n["people"]) for n in listed] == [(True, 1)]
+    assert bob.closed() and carol.closed()

@@ -94,6 +94,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         p = aa.add_parser(verb, parents=[json_flag], help=what)
         p.add_argument("name", metavar="NAME")
 
+    topics.add_parser(
+        "nodes", parents=[json_flag], help="the nodes serving this chat, and who is on each"
+    )
+
     stop = topics.add_parser("shutdown", parents=[json_flag], help="tell everyone, then stop")
     stop.add_argument("--reason", default="", metavar="R", help="what everyone is told")
 
@@ -126,6 +130,19 @@ def table(rows: list[list[str]], head: list[str]) -> str:
         for row in [head, *rows]
     ]
     return "\n".join(lines)
+
+
+def nodes_table(nodes: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            str(n["node"]) + (" *" if n.get("this") else ""),
+            safe(n["name"]) or "-",
+            "yes" if n["alive"] else "no",
+            str(n["people"]),
+        ]
+        for n in nodes
+    ]
+    return table(rows, ["NODE", "NAME", "ALIVE", "PEOPLE"]) + "\n(* this node)"
 
 
 def users_table(users: list[dict[str, Any]]) -> str:
@@ -238,6 +255,8 @@ def request_for(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
                 "oper": args.oper,
             }
         return f"accounts.{action}", {"name": args.name}
+    if topic == "nodes":
+        return "nodes", {}
     return "shutdown", {"reason": args.reason}
 
 
@@ -262,6 +281,7 @@ def describe(cmd: str, req: dict[str, Any], result: Any) -> str:
         "accounts.oper": lambda: f"Account {name} has the operator flag",
         "accounts.deoper": lambda: f"Account {name} no longer has the operator flag",
         "shutdown": lambda: "The server is shutting down",
+        "nodes": lambda: nodes_table(result),
     }
     return shapes[cmd]()
 

@@ -335,6 +335,8 @@ class AdminServer:
                 self._need_store()
                 await call("set_account_oper", name, cmd == "accounts.oper", by)
                 return None
+            case "nodes":
+                return await self.server.nodes()
             case "shutdown":
                 what = "shut the server down" + (f": {reason}" if reason else "")
                 self._apply([Delivery((), Audit(by, what))])

@@ -235,12 +235,18 @@ class RedisBus:
                 await self._r.delete(BOOT)
 
     async def _live_nodes(self) -> list[int]:
-        found: list[int] = []
-        async for key in self._r.scan_iter(match=PREFIX + "node:*", count=1000):
+        """The other nodes whose heartbeat key is there."""
+        return [n for n in await self.live_nodes() if n != self.node]
+
+    async def live_nodes(self) -> dict[int, str]:
+        """Every node whose heartbeat key is there, with its name."""
+        found: dict[int, str] = {}
+        keys = [key async for key in self._r.scan_iter(match=PREFIX + "node:*", count=1000)]
+        names = await self._r.mget(keys) if keys else []
+        for key, name in zip(keys, names, strict=True):
             with contextlib.suppress(ValueError):
-                node = int(key.rsplit(b":", 1)[1])
-                if node != self.node:
-                    found.append(node)
+                if name is not None:
+                    found[int(key.rsplit(b":", 1)[1])] = name.decode(errors="replace")
         return found
 
     async def _snapshot(self, fresh: Callable[[], Hub]) -> Hub | None:

@@ -42,7 +42,7 @@ from salas.core.events import (
     ShutdownAsked,
     TargetsWanted,
 )
-from salas.core.hub import NODE_SHIFT, Hub
+from salas.core.hub import NODE_SHIFT, Hub, node_of
 from salas.core.oplog import Call, Do
 from salas.core.ratelimit import FloodGate, FloodPolicy
 from salas.logs import describe
@@ -773,6 +773,26 @@ class Server:
                 self._pause_reads(False)
             if self._caught_up is not None and seq >= self._submitted:
                 self._caught_up.set()
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        """The nodes serving this chat: alive (heartbeat) or still holding people."""
+        people: dict[int, int] = {}
+        for sid in self.hub.users:
+            people[node_of(sid)] = people.get(node_of(sid), 0) + 1
+        if self.bus is None:
+            alone = {"node": 0, "name": "", "alive": True, "this": True}
+            return [{**alone, "people": len(self.hub.users)}]
+        names = await self.bus.live_nodes()
+        return [
+            {
+                "node": n,
+                "name": names.get(n, ""),
+                "alive": n in names,
+                "this": n == self.bus.node,
+                "people": people.get(n, 0),
+            }
+            for n in sorted(set(names) | set(people))
+        ]
 
     def tell_operators(self, text: str) -> None:
         """Operators connected here hear of trouble as it happens, not only in the log."""

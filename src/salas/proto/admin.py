@@ -59,6 +59,7 @@ COMMANDS: dict[str, dict[str, Arg]] = {
     "accounts.oper": {"name": _NAME},
     "accounts.deoper": {"name": _NAME},
     "shutdown": {"reason": _REASON},
+    "nodes": {},
 }
 
 
