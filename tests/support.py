@@ -176,7 +176,27 @@ def start_server(
     return server
 
 
-class LineClient:
+class Lines:
+    """Reading lines with bounded waits: ``next_line`` comes from the subclass."""
+
+    seen: list[str]
+
+    def next_line(self, timeout: float = 5.0) -> str:
+        raise NotImplementedError
+
+    def expect(self, needle: str, timeout: float = 5.0) -> str:
+        """Read lines until one contains ``needle``; return it."""
+        deadline = time.monotonic() + timeout * TIME
+        while True:
+            left = (deadline - time.monotonic()) / TIME
+            if left <= 0:
+                raise TimeoutError(f"{needle!r} not seen; last lines: {self.seen[-12:]}")
+            line = self.next_line(left)
+            if needle in line:
+                return line
+
+
+class LineClient(Lines):
     """A netcat-like client for the line door."""
 
     def __init__(self, port: int, host: str = "127.0.0.1") -> None:
@@ -218,17 +238,6 @@ class LineClient:
         self.seen.append(line)
         return line
 
-    def expect(self, needle: str, timeout: float = 5.0) -> str:
-        """Read lines until one contains ``needle``; return it."""
-        deadline = time.monotonic() + timeout * TIME
-        while True:
-            left = (deadline - time.monotonic()) / TIME
-            if left <= 0:
-                raise TimeoutError(f"{needle!r} not seen; last lines: {self.tail()}")
-            line = self.next_line(left)
-            if needle in line:
-                return line
-
     def drain(self, quiet: float = 0.3) -> list[str]:
         """Every line that arrives until the connection has been quiet for ``quiet`` s."""
         lines = []
@@ -265,7 +274,7 @@ def welcome(port: int, name: str | None = None) -> LineClient:
 SHA_RE = re.compile(r"SHA-256 ([0-9a-f]{64})")
 
 
-class ProcLines:
+class ProcLines(Lines):
     """A subprocess's stdout, read line by line with bounded waits."""
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
@@ -291,16 +300,6 @@ class ProcLines:
         line = raw.decode("utf-8", "replace")
         self.seen.append(line)
         return line
-
-    def expect(self, needle: str, timeout: float = 5.0) -> str:
-        deadline = time.monotonic() + timeout * TIME
-        while True:
-            left = (deadline - time.monotonic()) / TIME
-            if left <= 0:
-                raise TimeoutError(f"{needle!r} not printed; seen: {self.seen[-15:]}")
-            line = self.next_line(left)
-            if needle in line:
-                return line
 
     def rest(self, timeout: float = 5.0) -> list[str]:
         """Every line up to the end of its output."""

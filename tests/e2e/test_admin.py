@@ -26,6 +26,7 @@ from typing import Any
 import pexpect
 import pytest
 
+from e2e.test_irc import IrcClient
 from salas.console.link import AdminLink
 from support import (
     TIME,
@@ -119,73 +120,13 @@ def row(text: str, first: str) -> list[str]:
     raise AssertionError(f"no row for {first!r} in:\n{text}")
 
 
-# -- a small raw IRC client -------------------------------------------------------------
+# -- IRC clients (test_irc.py's) -------------------------------------------------------
 
 
-class Irc:
-    """A registered raw IRC connection; ``expect`` searches a regex in each raw line."""
-
-    def __init__(self, port: int, nick: str) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5 * TIME)
-        self.nick = nick
-        self.buf = b""
-        self.seen: list[str] = []
-        self.send(f"NICK {nick}")
-        self.send(f"USER {nick} 0 * :{nick}")
-        self.expect(rf"^:\S+ (376|422) {nick} ")
-
-    def send(self, line: str) -> None:
-        self.sock.sendall(line.encode() + b"\r\n")
-
-    def _fill(self, deadline: float) -> bool:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        self.sock.settimeout(left)
-        try:
-            data = self.sock.recv(65536)
-        except TimeoutError:
-            return False
-        except OSError:
-            data = b""
-        if not data:
-            raise ConnectionError(f"closed by the server; last lines: {self.seen[-10:]}")
-        self.buf += data
-        return True
-
-    def next_line(self, deadline: float) -> str | None:
-        while b"\r\n" not in self.buf:
-            if not self._fill(deadline):
-                return None
-        raw, self.buf = self.buf.split(b"\r\n", 1)
-        line = raw.decode("utf-8", "replace")
-        self.seen.append(line)
-        if line.startswith("PING "):
-            self.send("PONG " + line[5:])
-        return line
-
-    def expect(self, pattern: str, timeout: float = 5.0) -> re.Match[str]:
-        deadline = time.monotonic() + timeout * TIME
-        while (line := self.next_line(deadline)) is not None:
-            if m := re.search(pattern, line):
-                return m
-        raise AssertionError(f"{pattern!r} not seen; last lines: {self.seen[-10:]}")
-
-    def join(self, chan: str) -> None:
-        self.send(f"JOIN {chan}")
-        self.expect(rf" 366 {self.nick} {re.escape(chan)} ")
-
-    def closed(self, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout * TIME
-        try:
-            while self.next_line(deadline) is not None:
-                pass
-        except ConnectionError:
-            return True
-        return False
-
-    def close(self) -> None:
-        self.sock.close()
+def registered(port: int, nick: str) -> IrcClient:
+    c = IrcClient(port)
+    c.register(nick)
+    return c
 
 
 # -- fixtures ----------------------------------------------------------------------------
@@ -204,17 +145,19 @@ def data(shared: RunningServer) -> Path:
 
 
 @pytest.fixture
-def people(shared: RunningServer) -> Iterator[tuple[Callable[..., LineClient], Callable[..., Irc]]]:
+def people(
+    shared: RunningServer,
+) -> Iterator[tuple[Callable[..., LineClient], Callable[..., IrcClient]]]:
     """Makers of line and IRC clients on the shared server, all closed after the test."""
-    made: list[LineClient | Irc] = []
+    made: list[LineClient | IrcClient] = []
 
     def line(name: str) -> LineClient:
         c = welcome(shared.port, name)
         made.append(c)
         return c
 
-    def irc(nick: str) -> Irc:
-        c = Irc(shared.ports["irc"], nick)
+    def irc(nick: str) -> IrcClient:
+        c = registered(shared.ports["irc"], nick)
         made.append(c)
         return c
 
@@ -223,7 +166,9 @@ def people(shared: RunningServer) -> Iterator[tuple[Callable[..., LineClient], C
         c.close()
 
 
-def two_doors(people: Any, room_name: str, line_name: str, irc_name: str) -> tuple[LineClient, Irc]:
+def two_doors(
+    people: Any, room_name: str, line_name: str, irc_name: str
+) -> tuple[LineClient, IrcClient]:
     """A line client and an IRC client, both in ``room_name``."""
     line, irc = people
     a = line(line_name)
@@ -732,13 +677,13 @@ def test_shutdown_tells_every_door_and_stops(tmp_path: Path) -> None:
     srv = start_server(tmp_path, ("line", "irc"), config=CONFIG)
     data = srv.data_dir
     carol: pexpect.spawn | None = None
-    ivan: Irc | None = None
+    ivan: IrcClient | None = None
     try:
         env = test_env(tmp_path)
         env.update(TERM="xterm-256color", PROMPT_TOOLKIT_NO_CPR="1")
         cmd = salas_cmd("chat", f"line://127.0.0.1:{srv.port}", "--name", "carol")
         carol = pexpect.spawn(cmd[0], cmd[1:], env=env, dimensions=(24, 100), timeout=10 * TIME)
-        ivan = Irc(srv.ports["irc"], "ivan")
+        ivan = registered(srv.ports["irc"], "ivan")
         deadline = time.monotonic() + 10 * TIME
         while user(data, "carol") is None:
             assert time.monotonic() < deadline, "carol never came online"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from e2e.test_irc import IrcClient
 from pg import Cluster
 from redisrv import RedisServer
 from support import (
@@ -98,48 +98,20 @@ def nodes(tmp_path: Path, redis_server: RedisServer, pg_url: str) -> Iterator[No
     made.stop()
 
 
-def irc_client(port: int, nick: str) -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port), timeout=5 * TIME)
-    s.sendall(f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n".encode())
-    return s
-
-
-def irc_expect(s: socket.socket, needle: str, buf: list[bytes], timeout: float = 5.0) -> str:
-    deadline = time.monotonic() + timeout * TIME
-    while True:
-        data = b"".join(buf)
-        while b"\r\n" in data:
-            line, data = data.split(b"\r\n", 1)
-            buf[:] = [data]
-            text = line.decode("utf-8", "replace")
-            if needle in text:
-                return text
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"{needle!r} not seen")
-        s.settimeout(left)
-        chunk = s.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed")
-        buf[:] = [data + chunk]
-
-
 def test_a_message_said_on_one_node_reaches_the_others_on_every_door(nodes: Nodes) -> None:
     a = nodes.start()
     b = nodes.start()
     alice = welcome(a.port, "alice")
     bob = welcome(b.ports["line"], "bob")
     alice.expect("is now known as bob")
-    irc = irc_client(b.ports["irc"], "carol")
-    buf: list[bytes] = []
-    irc_expect(irc, " 001 carol ", buf)
-    irc.sendall(b"JOIN #lobby\r\n")
-    irc_expect(irc, " 366 carol #lobby ", buf)
+    irc = IrcClient(b.ports["irc"])
+    irc.register("carol")
+    irc.join("#lobby")
     alice.expect("> carol joined lobby (3 users")
     alice.send("hello from node A")
     bob.expect("[alice] hello from node A")
-    assert irc_expect(irc, "PRIVMSG #lobby", buf).endswith(":hello from node A")
-    irc.sendall(b"PRIVMSG #lobby :and from IRC on node B\r\n")
+    assert irc.expect("PRIVMSG #lobby").raw.endswith(":hello from node A")
+    irc.send("PRIVMSG #lobby :and from IRC on node B")
     alice.expect("[carol] and from IRC on node B")
     bob.expect("[carol] and from IRC on node B")
     # A burst bigger than one log entry holds arrives whole and in order.
