@@ -538,6 +538,13 @@ class Server:
         if self.hub.journal:
             self.schedule_flush()
 
+    def need_store(self) -> None:
+        """StoreUnavailable while the store can't write: for changes that must be
+        kept (accounts). With a bus the hubs don't judge their own store (their
+        copies must agree), so this node does, as a hub would."""
+        if not self.store_ok:
+            raise e.StoreUnavailable()
+
     async def call(self, method: str, *args: Any) -> Any:
         """One of the hub's named methods (core/operations.py), its events out;
         with a bus, once the cluster has ordered it. ChatError when refused."""
