@@ -1,0 +1,65 @@
+"""bench/kernelshare must never rot: one short perf-sampled f100 run of salas.
+
+It checks that the samples were split into the groups the table reports (the
+kernel and the interpreter both show up when salas fans out) and that the run
+lost nothing; the shares themselves live in the benchmark's output.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support import TIME
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def perf_works() -> bool:
+    """perf is installed and this machine lets it sample a CPU."""
+    if not shutil.which("perf"):
+        return False
+    probe = subprocess.run(
+        ["perf", "record", "-q", "-C", "0", "-o", "/dev/null", "--", "true"],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not shutil.which("gcc"), reason="needs gcc to build ircload")
+@pytest.mark.skipif(
+    not (ROOT.parent / "shared" / "bench" / "ircload.c").exists(),
+    reason="needs ../shared/bench/ircload.c beside the project",
+)
+@pytest.mark.skipif(not perf_works(), reason="needs perf allowed to sample CPU 0")
+def test_kernelshare_splits_salas_f100_by_where_the_time_goes(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "kernelshare.py"),
+            "--servers",
+            "salas",
+            "--scenarios",
+            "f100",
+            "--quick",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120 * TIME,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = list(tmp_path.iterdir())
+    (result,) = [json.loads(line) for line in (run / "raw.jsonl").read_text().splitlines()]
+    assert result["ok"] and result["lost"] == 0 and result["deliveries_per_s"] > 0, result
+    shares = result["shares"]
+    assert shares["kernel"] > 1 and shares["Python"] > 1, shares
+    assert 90 < sum(shares.values()) <= 100.5, shares
+    assert "| f100 | salas |" in (run / "summary.md").read_text()
