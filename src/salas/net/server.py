@@ -700,6 +700,9 @@ class Server:
         self.batch = None  # the old batch (if any) is done
         conns = self.conns
         bufs = batch.bufs
+        dirty = self._dirty
+        # ``Connection.attach`` for every member, inlined: this loop runs once
+        # per member per room per turn, the widest loop on the hot path.
         for sid in to:
             conn = conns.get(sid)
             if conn is None or conn.closing:
@@ -707,12 +710,21 @@ class Server:
             if sid == sender:
                 batch.detached[sid] = conn
                 continue
-            variant = conn.door.variant
-            buf = bufs.get(variant)
+            door = conn.door
+            buf = bufs.get(door.variant)
             if buf is None:
-                buf = bufs[variant] = bytearray()
-                batch.doors[variant] = conn.door
-            conn.attach(buf)
+                buf = bufs[door.variant] = bytearray()
+                batch.doors[door.variant] = door
+            if conn.out is NOTHING_QUEUED:
+                conn.out = [buf]
+            else:
+                conn.out.append(buf)
+            if not conn.dirty:
+                conn.dirty = True
+                dirty.append(conn)
+        if dirty and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
         self.batch = batch
         return batch
 
@@ -764,17 +776,26 @@ class Server:
         if seq > self._written:
             self._written = seq
             held = self._held
+            sendq = self.sendq
             while held and held[0][0] <= seq:
                 turn, epoch = held.popleft()
-                keep = error is not None and turn in self._said_in
+                if error is not None and turn in self._said_in:
+                    for conn, data in epoch:
+                        conn.held -= 1
+                        self._stuck.append((conn, data))
+                    continue
+                released = 0
                 for conn, data in epoch:
                     conn.held -= 1
-                    if keep:
-                        self._stuck.append((conn, data))
+                    released += len(data)
+                    if conn.closed:
                         continue
-                    self._held_bytes -= len(data)
-                    if not conn.closed:
-                        self._write(conn, data)
+                    # ``_write``'s common case inlined (once per member per turn).
+                    transport = conn.transport
+                    transport.write(data)
+                    if conn.closing or transport.get_write_buffer_size() > sendq:
+                        self._written_out(conn)
+                self._held_bytes -= released
             self._said_in = {s for s in self._said_in if s > seq}
             if self.reads_paused and self._held_bytes <= HELD_LIMIT // 2:
                 self._pause_reads(False)
@@ -832,6 +853,8 @@ class Server:
         if self._written < self._submitted:
             seq = self._submitted
             epoch: list[tuple[Connection, bytes | bytearray]] = []
+            add = epoch.append
+            holding = 0
             for conn in dirty:
                 conn.dirty = False
                 out = conn.out
@@ -840,8 +863,9 @@ class Server:
                     continue
                 conn.held += 1
                 data = out[0] if len(out) == 1 else b"".join(out)
-                self._held_bytes += len(data)
-                epoch.append((conn, data))
+                holding += len(data)
+                add((conn, data))
+            self._held_bytes += holding
             held = self._held
             if held and held[-1][0] == seq:
                 held[-1][1].extend(epoch)
@@ -876,8 +900,13 @@ class Server:
                 conn.transport.resume_reading()
 
     def _write(self, conn: Connection, data: bytes | bytearray) -> None:
+        conn.transport.write(data)
+        self._written_out(conn)
+
+    def _written_out(self, conn: Connection) -> None:
+        """After a write: cut a reader off past its send queue, or close a
+        connection that was waiting for its last output."""
         transport = conn.transport
-        transport.write(data)
         if transport.get_write_buffer_size() > self.sendq:
             conn.reason = "SendQ exceeded"
             log.info("! %s:%s cut off: SendQ exceeded", conn.host, conn.port)
