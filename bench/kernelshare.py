@@ -10,6 +10,7 @@ nanoseconds of CPU 0 per delivery, which compares servers directly.
 
     bench/kernelshare                                  f100 and f500x50, salas and InspIRCd
     bench/kernelshare --servers salas --scenarios f100 --seconds 1 --quick
+    bench/kernelshare --servers salas --store memory   salas without its store
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import time
 from pathlib import Path
 
 import compare as cmp
+
+import store
 
 #: perf's names for where the samples fell, and ours.
 GROUPS = (
@@ -72,11 +75,15 @@ def shares(data: Path, server: str) -> dict[str, float]:
     return out
 
 
-def run(ircload: Path, server: str, scenario: str, seconds: float, tmp: Path) -> dict:
+def run(ircload: Path, server: str, scenario: str, seconds: float, tmp: Path, setting: str) -> dict:
     args, _ = cmp.SCENARIOS[scenario]
     phases = ["--warmup", "1", "--duration", str(seconds + 2), "--drain", "2"]
     cmp.wait_quiet()
-    with cmp.running(server, tmp / f"{server}-{scenario}") as srv:
+    workdir = tmp / f"{server}-{scenario}"
+    workdir.mkdir(parents=True)
+    config = store.config_for(setting, workdir) if server == "salas" else None
+    srv = cmp.start(server, workdir, config)
+    try:
         load = subprocess.Popen(
             cmp.pinned(
                 [str(ircload), *args, "--port", str(srv.port), "--pid", str(srv.proc.pid), *phases],
@@ -102,6 +109,8 @@ def run(ircload: Path, server: str, scenario: str, seconds: float, tmp: Path) ->
             check=False,
         )
         out, err = load.communicate(timeout=240)
+    finally:
+        srv.stop()
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if not lines:
         return {"ok": False, "error": err[-300:]}
@@ -131,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default="f100,f500x50")
     parser.add_argument("--seconds", type=float, default=3.0, help="perf's sampling window")
     parser.add_argument("--quick", action="store_true", help="a smoke run, not a measurement")
+    parser.add_argument(
+        "--store", default="sqlite", choices=sorted(store.SETTINGS), help="salas's [store]"
+    )
     parser.add_argument("--out", default=str(cmp.HERE / "results"))
     args = parser.parse_args(argv)
     if args.quick:
@@ -159,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         for scenario in scenarios:
             for server in servers:
-                r = run(ircload, server, scenario, args.seconds, Path(tmp))
-                r.update(server=server, scenario=scenario)
+                r = run(ircload, server, scenario, args.seconds, Path(tmp), args.store)
+                r.update(server=server, scenario=scenario, store=args.store)
                 raw.write(json.dumps(r) + "\n")
                 if not r.get("ok", False) or not r.get("shares"):
                     rows.append(f"| {scenario} | {server} | failed: {r.get('error', '')!r} |")
@@ -180,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     (outdir / "summary.md").write_text(
         f"# Where CPU 0 goes ({outdir.name})\n\n"
         f"perf record -C {cmp.SERVER_CPU} -F 999 for {args.seconds:g} s in the middle of each"
-        f" run{' (quick: a smoke run)' if args.quick else ''}; shares of CPU 0's samples.\n\n"
+        f" run{' (quick: a smoke run)' if args.quick else ''}; shares of CPU 0's samples;"
+        f" salas's store: {args.store}.\n\n"
         f"{table}\n"
     )
     print(table)
