@@ -65,8 +65,16 @@ LOCK_NAME = "salas.lock"
 BUSY_TIMEOUT_MS = 5000
 #: Seconds between attempts to write records that failed (disk full, locked).
 RETRY_PERIOD = 1.0
-#: Seconds between checkpoints of the write-ahead log (see ``_checkpoints``).
+#: Seconds between looks at the write-ahead log (see ``_checkpoints``).
 CHECKPOINT_PERIOD = 2.0
+#: A look checkpoints once this many commits or records have been written
+#: since the last checkpoint, or once this many seconds have passed with
+#: anything written. A checkpoint holds the next commit (and so everyone's
+#: output) for up to a millisecond, so a quiet chat has one every half
+#: minute, not every look; a busy one still has one every look.
+CHECKPOINT_COMMITS = 500
+CHECKPOINT_RECORDS = 20_000
+CHECKPOINT_AFTER = 30.0
 #: Bytes of write-ahead log past which a checkpoint starts it again from the top
 #: (briefly holding commits), and the size its file is cut back to.
 WAL_SIZE_LIMIT = 16 * 1024 * 1024
@@ -313,6 +321,10 @@ class SqliteStore:
         self._on_written: OnWritten | None = None
         #: Writer thread only: the last commit failed.
         self._failing = False
+        #: Commits and records written so far (the writer thread counts, the
+        #: checkpointer only reads).
+        self._commits = 0
+        self._records = 0
 
     def _unlock(self) -> None:
         if self._lock_fd >= 0:
@@ -387,8 +399,17 @@ class SqliteStore:
         the writer. A checkpoint copies each page changed since the last one
         once, however often it changed, so fewer of them cost less."""
         db = connect(self.path)
+        last, commits, records = time.monotonic(), 0, 0  # at the last checkpoint
         try:
             while not self._stop_checkpoints.wait(CHECKPOINT_PERIOD):
+                now_commits, now_records = self._commits, self._records
+                if now_commits == commits or (
+                    now_commits - commits < CHECKPOINT_COMMITS
+                    and now_records - records < CHECKPOINT_RECORDS
+                    and time.monotonic() - last < CHECKPOINT_AFTER
+                ):
+                    continue
+                last, commits, records = time.monotonic(), now_commits, now_records
                 try:
                     # The bulk of the copying goes beside the commits (PASSIVE).
                     # Under steady load the log never gets copied to its end
@@ -478,6 +499,8 @@ class SqliteStore:
                 try:
                     _write(db, records)
                     db.execute("COMMIT")
+                    self._commits += 1
+                    self._records += len(records)
                 except BaseException:
                     # SQLite may have rolled back already (disk full, I/O error):
                     # a second ROLLBACK would fail and hide the real reason.
