@@ -212,6 +212,53 @@ async def test_the_files_are_private_to_their_owner(writer: Writer, db_path: Pat
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, p.name
 
 
+# -- checkpoints -----------------------------------------------------------------------
+
+
+async def test_the_log_is_checkpointed_by_what_was_written_not_by_the_clock(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint holds the next commit for a moment, so a quiet chat isn't
+    checkpointed at every look; once enough commits are written, it is: the
+    messages reach the database file itself, and the log starts over."""
+    monkeypatch.setattr(sq, "CHECKPOINT_PERIOD", 0.05)
+    monkeypatch.setattr(sq, "CHECKPOINT_COMMITS", 20)
+    monkeypatch.setattr(sq, "CHECKPOINT_AFTER", 3600.0)
+
+    def rows_in_the_database_file() -> int:
+        """Messages in salas.db alone, without its log (a copy without the -wal)."""
+        copy = db_path.with_name("copy.db")
+        copy.write_bytes(db_path.read_bytes())
+        try:
+            db = sqlite3.connect(copy)
+            try:
+                return int(db.execute("SELECT count(*) FROM messages").fetchone()[0])
+            except sqlite3.DatabaseError:
+                return -1  # copied in the middle of a checkpoint: look again
+            finally:
+                db.close()
+        finally:
+            copy.unlink()
+
+    w = Writer(open_store(db_path))
+    try:
+        w.store.submit(1, [room(1, "Sala")])
+        for seq in range(2, 12):  # ten commits: under the threshold
+            w.store.submit(seq, [(1, say(seq, "Sala", f"quiet {seq}"))])
+            await w.written(seq)
+        await asyncio.sleep(0.5)  # ten looks of the checkpointer
+        assert rows_in_the_database_file() == 0
+        for seq in range(12, 32):  # twenty more: past it
+            w.store.submit(seq, [(1, say(seq, "Sala", f"busy {seq}"))])
+            await w.written(seq)
+        deadline = asyncio.get_running_loop().time() + 5
+        while rows_in_the_database_file() < 30:
+            assert asyncio.get_running_loop().time() < deadline, "no checkpoint"
+            await asyncio.sleep(0.05)
+    finally:
+        await w.store.close()
+
+
 # -- writes that fail ----------------------------------------------------------------
 
 
