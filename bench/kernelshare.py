@@ -32,18 +32,19 @@ import store
 #: perf's names for where the samples fell, and ours.
 GROUPS = (
     ("kernel", re.compile(r"^\[kernel")),
-    ("Python", re.compile(r"^libpython")),
+    ("Python", re.compile(r"^libpython|^python3")),  # shared, or linked into the binary
     ("SQLite", re.compile(r"^libsqlite|^_sqlite3")),
     ("libc", re.compile(r"^libc\.|^libstdc\+\+|^libm\.")),
     ("uvloop", re.compile(r"^loop\.cpython")),
 )
 
 
-def group(dso: str, server: str) -> str:
+def group(dso: str, comm: str, server: str) -> str:
     for name, pattern in GROUPS:
         if pattern.search(dso):
             return name
-    return "server" if server != "salas" else "other"
+    # A peer's own binary; anything else (perf itself, the loader) is "other".
+    return "server" if server != "salas" and comm == server else "other"
 
 
 def shares(data: Path, server: str) -> dict[str, float]:
@@ -70,7 +71,7 @@ def shares(data: Path, server: str) -> dict[str, float]:
         if not m:
             continue
         pct, comm, dso = float(m[1]), m[2], m[3]
-        key = "idle" if comm == "swapper" else group(dso, server)
+        key = "idle" if comm == "swapper" else group(dso, comm, server)
         out[key] = out.get(key, 0.0) + pct
     return out
 
@@ -83,6 +84,7 @@ def run(ircload: Path, server: str, scenario: str, seconds: float, tmp: Path, se
     workdir.mkdir(parents=True)
     config = store.config_for(setting, workdir) if server == "salas" else None
     srv = cmp.start(server, workdir, config)
+    load: subprocess.Popen[str] | None = None
     try:
         load = subprocess.Popen(
             cmp.pinned(
@@ -110,6 +112,9 @@ def run(ircload: Path, server: str, scenario: str, seconds: float, tmp: Path, se
         )
         out, err = load.communicate(timeout=240)
     finally:
+        if load is not None and load.poll() is None:  # a timeout or ^C: never leave it
+            load.kill()
+            load.wait()
         srv.stop()
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if not lines:

@@ -33,6 +33,7 @@ from salas.store.sqlite import (
     lock_data_dir,
 )
 from stores import T0, Writer, latest, room, say, tell
+from support import TIME
 
 
 def open_store(path: Path, **settings: object) -> SqliteStore:
@@ -215,6 +216,23 @@ async def test_the_files_are_private_to_their_owner(writer: Writer, db_path: Pat
 # -- checkpoints -----------------------------------------------------------------------
 
 
+def rows_in_the_database_file(db_path: Path) -> int:
+    """Messages in salas.db alone, without its log (a copy without the -wal):
+    what a checkpoint has copied so far."""
+    copy = db_path.with_name("copy.db")
+    copy.write_bytes(db_path.read_bytes())
+    try:
+        db = sqlite3.connect(copy)
+        try:
+            return int(db.execute("SELECT count(*) FROM messages").fetchone()[0])
+        except sqlite3.DatabaseError:
+            return -1  # copied in the middle of a checkpoint: look again
+        finally:
+            db.close()
+    finally:
+        copy.unlink()
+
+
 async def test_the_log_is_checkpointed_by_what_was_written_not_by_the_clock(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -225,21 +243,6 @@ async def test_the_log_is_checkpointed_by_what_was_written_not_by_the_clock(
     monkeypatch.setattr(sq, "CHECKPOINT_COMMITS", 20)
     monkeypatch.setattr(sq, "CHECKPOINT_AFTER", 3600.0)
 
-    def rows_in_the_database_file() -> int:
-        """Messages in salas.db alone, without its log (a copy without the -wal)."""
-        copy = db_path.with_name("copy.db")
-        copy.write_bytes(db_path.read_bytes())
-        try:
-            db = sqlite3.connect(copy)
-            try:
-                return int(db.execute("SELECT count(*) FROM messages").fetchone()[0])
-            except sqlite3.DatabaseError:
-                return -1  # copied in the middle of a checkpoint: look again
-            finally:
-                db.close()
-        finally:
-            copy.unlink()
-
     w = Writer(open_store(db_path))
     try:
         w.store.submit(1, [room(1, "Sala")])
@@ -247,12 +250,36 @@ async def test_the_log_is_checkpointed_by_what_was_written_not_by_the_clock(
             w.store.submit(seq, [(1, say(seq, "Sala", f"quiet {seq}"))])
             await w.written(seq)
         await asyncio.sleep(0.5)  # ten looks of the checkpointer
-        assert rows_in_the_database_file() == 0
+        assert rows_in_the_database_file(db_path) == 0
         for seq in range(12, 32):  # twenty more: past it
             w.store.submit(seq, [(1, say(seq, "Sala", f"busy {seq}"))])
             await w.written(seq)
-        deadline = asyncio.get_running_loop().time() + 5
-        while rows_in_the_database_file() < 30:
+        # A look may come in the middle of the twenty: some of them reach the
+        # file then, the rest wait for the next threshold.
+        deadline = asyncio.get_running_loop().time() + 5 * TIME
+        while rows_in_the_database_file(db_path) <= 10:
+            assert asyncio.get_running_loop().time() < deadline, "no checkpoint"
+            await asyncio.sleep(0.05)
+    finally:
+        await w.store.close()
+
+
+async def test_what_retention_deletes_counts_towards_a_checkpoint(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that only prunes still gets its log copied back."""
+    monkeypatch.setattr(sq, "CHECKPOINT_PERIOD", 0.05)
+    monkeypatch.setattr(sq, "CHECKPOINT_RECORDS", 15)
+    monkeypatch.setattr(sq, "CHECKPOINT_AFTER", 3600.0)
+    w = Writer(open_store(db_path, retention_messages=1))
+    try:
+        w.store.submit(1, [room(1, "Sala"), *[(1, say(i, "Sala", f"m{i}")) for i in range(1, 11)]])
+        await w.written(1)  # 11 records: under the threshold
+        await asyncio.sleep(0.3)
+        assert rows_in_the_database_file(db_path) == 0
+        w.store.prune(T0 + 100)  # removes 9: past it
+        deadline = asyncio.get_running_loop().time() + 5 * TIME
+        while rows_in_the_database_file(db_path) != 1:
             assert asyncio.get_running_loop().time() < deadline, "no checkpoint"
             await asyncio.sleep(0.05)
     finally:

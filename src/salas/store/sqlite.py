@@ -71,7 +71,7 @@ CHECKPOINT_PERIOD = 2.0
 #: since the last checkpoint, or once this many seconds have passed with
 #: anything written. A checkpoint holds the next commit (and so everyone's
 #: output) for up to a millisecond, so a quiet chat has one every half
-#: minute, not every look; a busy one still has one every look.
+#: minute or so, not every look; a busy one still has one every look.
 CHECKPOINT_COMMITS = 500
 CHECKPOINT_RECORDS = 20_000
 CHECKPOINT_AFTER = 30.0
@@ -409,7 +409,6 @@ class SqliteStore:
                     and time.monotonic() - last < CHECKPOINT_AFTER
                 ):
                     continue
-                last, commits, records = time.monotonic(), now_commits, now_records
                 try:
                     # The bulk of the copying goes beside the commits (PASSIVE).
                     # Under steady load the log never gets copied to its end
@@ -419,6 +418,7 @@ class SqliteStore:
                     _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     if frames * PAGE_BYTES > WAL_SIZE_LIMIT:
                         db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                    last, commits, records = time.monotonic(), now_commits, now_records
                 except sqlite3.Error as err:
                     log.warning("store: checkpoint failed (tried again later): %s", err)
         finally:
@@ -582,6 +582,8 @@ class SqliteStore:
                         (room_id, room_id, s.retention_messages),
                     ).rowcount
             db.execute("COMMIT")
+            self._commits += 1
+            self._records += removed  # a big deletion fills the log too
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
