@@ -12,7 +12,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -233,6 +233,14 @@ def rows_in_the_database_file(db_path: Path) -> int:
         copy.unlink()
 
 
+async def checkpointed(db_path: Path, done: Callable[[int], bool]) -> None:
+    """Until the database file's messages satisfy ``done`` (a checkpoint came)."""
+    deadline = asyncio.get_running_loop().time() + 5 * TIME
+    while not done(rows_in_the_database_file(db_path)):
+        assert asyncio.get_running_loop().time() < deadline, "no checkpoint"
+        await asyncio.sleep(0.05)
+
+
 async def test_the_log_is_checkpointed_by_what_was_written_not_by_the_clock(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -256,10 +264,7 @@ async def test_the_log_is_checkpointed_by_what_was_written_not_by_the_clock(
             await w.written(seq)
         # A look may come in the middle of the twenty: some of them reach the
         # file then, the rest wait for the next threshold.
-        deadline = asyncio.get_running_loop().time() + 5 * TIME
-        while rows_in_the_database_file(db_path) <= 10:
-            assert asyncio.get_running_loop().time() < deadline, "no checkpoint"
-            await asyncio.sleep(0.05)
+        await checkpointed(db_path, lambda rows: rows > 10)
     finally:
         await w.store.close()
 
@@ -278,10 +283,7 @@ async def test_what_retention_deletes_counts_towards_a_checkpoint(
         await asyncio.sleep(0.3)
         assert rows_in_the_database_file(db_path) == 0
         w.store.prune(T0 + 100)  # removes 9: past it
-        deadline = asyncio.get_running_loop().time() + 5 * TIME
-        while rows_in_the_database_file(db_path) != 1:
-            assert asyncio.get_running_loop().time() < deadline, "no checkpoint"
-            await asyncio.sleep(0.05)
+        await checkpointed(db_path, lambda rows: rows == 1)
     finally:
         await w.store.close()
 
