@@ -180,6 +180,59 @@ def test_senders_in_one_room_get_everyone_elses_messages_not_their_own(
         s.close()
 
 
+def _privmsgs(s: socket.socket, channel: str, want: int) -> list[tuple[str, str]]:
+    """(nick, text) of the PRIVMSGs to ``channel`` read until ``want`` came (or 10 s)."""
+    pat = re.compile(rf"^:(\w+)!\S+ PRIVMSG {re.escape(channel)} :?(\S+)$")
+    got: list[tuple[str, str]] = []
+
+    def enough(line: str) -> bool:
+        m = pat.match(line)
+        if m:
+            got.append((m[1], m[2]))
+        return len(got) >= want
+
+    _read_until(s, enough, timeout=10)
+    return got
+
+
+def test_bursts_with_stragglers_reach_everyone_whole_and_in_order(
+    srv: RunningServer,
+) -> None:
+    """Bursts like a busy room's: a few senders at once, and one a moment
+    later, so its message often arrives while the others' turn is being kept.
+    The server may then hold the first turn for the straggler's commit and
+    give each member both in one write; either way every member gets every
+    message once, in each sender's order, and never its own."""
+    port = srv.ports["irc"]
+    names = [f"strag{i}" for i in range(4)]
+    listeners = [f"stragl{i}" for i in range(6)]
+    socks = {n: _irc(port, n) for n in [*names, *listeners]}
+    for s in socks.values():
+        _read_until(s, lambda ln: " 422 " in ln or " 376 " in ln)
+        s.sendall(b"JOIN #strag\r\n")
+        _read_until(s, lambda ln: " 366 " in ln)
+    for s in socks.values():
+        s.sendall(b"PING :ready\r\n")
+        _read_until(s, lambda ln: "PONG" in ln)
+    bursts = 40
+    for b in range(bursts):
+        for n in names[:3]:
+            socks[n].sendall(b"PRIVMSG #strag :%s-%d\r\n" % (n.encode(), b))
+        time.sleep(0.0003)  # the straggler
+        socks[names[3]].sendall(b"PRIVMSG #strag :%s-%d\r\n" % (names[3].encode(), b))
+        time.sleep(0.01)
+    for me, s in socks.items():
+        want = bursts * (len(names) - (me in names))
+        got = _privmsgs(s, "#strag", want)
+        assert len(got) == want, (me, len(got))
+        assert me not in {who for who, _ in got}
+        for who in names:
+            if who != me:
+                assert [t for w, t in got if w == who] == [f"{who}-{b}" for b in range(bursts)]
+    for s in socks.values():
+        s.close()
+
+
 def test_flood_of_one_room_then_private_message_to_a_member(tmp_path: Path) -> None:
     """The room batch a member has is out before a later private message to it."""
     s = start_server(tmp_path, ("line",), config=CONFIG)

@@ -71,6 +71,9 @@ NOTHING_QUEUED: list[bytes | bytearray] = []
 #: Seconds between sweeps of every connection's timers (registration deadline,
 #: IRC PING): the resolution of those timers.
 SWEEP_PERIOD = 0.5
+#: At most this many records said since a turn went to the store make
+#: its output wait for them (``store_written``).
+STRAGGLERS = 8
 #: Seconds between applications of the history retention settings.
 PRUNE_PERIOD = 3600.0
 #: Output waiting for the store past this many bytes (a stalled disk) stops the
@@ -371,6 +374,8 @@ class Server:
         self._held_bytes = 0
         #: Turns whose records include messages (their output waits for them to be kept).
         self._said_in: set[int] = set()
+        #: Ready output waits for a few stragglers' commit (``store_written``).
+        self._deferred = False
         #: Output carrying messages the store failed to keep: out once it has kept them.
         self._stuck: list[tuple[Connection, bytes | bytearray]] = []
         #: Reading from every client stopped while too much output waits for the store.
@@ -775,8 +780,27 @@ class Server:
             self.tell_operators(f"The store can't write ({error}): messages are refused")
         if seq > self._written:
             self._written = seq
+            journal = self.hub.journal
+            if (
+                journal
+                and len(journal) <= STRAGGLERS
+                and self._flush_scheduled
+                and not self._deferred
+                and error is None
+                and self._caught_up is None
+            ):
+                # A few more messages came in while this turn was being kept
+                # (the tail of a burst): keep them too, then give each member
+                # both turns in one write instead of one round of writes each.
+                self._deferred = True
+                self._said_in = {s for s in self._said_in if s > seq}
+                self.flush()
+                return
+            self._deferred = False
             held = self._held
             sendq = self.sendq
+            if len(held) > 1 and held[1][0] <= seq and error is None:
+                self._release_merged(seq)
             while held and held[0][0] <= seq:
                 turn, epoch = held.popleft()
                 if error is not None and turn in self._said_in:
@@ -801,6 +825,26 @@ class Server:
                 self._pause_reads(False)
             if self._caught_up is not None and seq >= self._submitted:
                 self._caught_up.set()
+
+    def _release_merged(self, seq: int) -> None:
+        """Several turns are kept at once: one write per member for all of them."""
+        held = self._held
+        merged: dict[Connection, list[bytes | bytearray]] = {}
+        released = 0
+        while held and held[0][0] <= seq:
+            for conn, data in held.popleft()[1]:
+                conn.held -= 1
+                released += len(data)
+                if conn.closed:
+                    continue
+                parts = merged.get(conn)
+                if parts is None:
+                    merged[conn] = [data]
+                else:
+                    parts.append(data)
+        self._held_bytes -= released
+        for conn, parts in merged.items():
+            self._write(conn, parts[0] if len(parts) == 1 else b"".join(parts))
 
     async def nodes(self) -> list[dict[str, Any]]:
         """The nodes serving this chat: alive (heartbeat) or still holding people."""
