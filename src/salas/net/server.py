@@ -843,8 +843,19 @@ class Server:
                 else:
                     parts.append(data)
         self._held_bytes -= released
+        # Most members hold the same room buffers: join each combination once.
+        joined: dict[tuple[int, ...], bytes] = {}
+        sendq = self.sendq
         for conn, parts in merged.items():
-            self._write(conn, parts[0] if len(parts) == 1 else b"".join(parts))
+            if len(parts) == 1:
+                out = parts[0]
+            else:
+                key = tuple(map(id, parts))
+                out = joined.get(key) or joined.setdefault(key, b"".join(parts))
+            transport = conn.transport
+            transport.write(out)
+            if conn.closing or transport.get_write_buffer_size() > sendq:
+                self._written_out(conn)
 
     async def nodes(self) -> list[dict[str, Any]]:
         """The nodes serving this chat: alive (heartbeat) or still holding people."""

@@ -1,0 +1,83 @@
+"""Connections without sockets, for the server's fan-out bookkeeping: a
+transport that keeps what is written, and a door of plain lines whose room
+messages say "mine" to their own sender."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+from salas.core import commands as c
+from salas.core.events import Event, Message
+from salas.proto.door import Input
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.port = port
+        self.written = bytearray()
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", self.port) if name == "peername" else default
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+class SelfishDoor:
+    """Lines in; a room message rendered as "mine" when its sender is this connection."""
+
+    door: ClassVar[str] = "selfish"
+    variant: object = "selfish"
+    tick_interval: float | None = None
+
+    def __init__(self, sid: int, host: str, port: int) -> None:
+        self.sid, self.host, self.port = sid, host, port
+
+    def start(self) -> list[Input]:
+        # No echo: an echo is output of its own, which would close the batch.
+        return [c.Register(f"u{self.port}", self.door, self.host, self.port)]
+
+    def receive_data(self, data: bytes) -> list[Input]:
+        out: list[Input] = []
+        for line in data.decode().splitlines():
+            if line.startswith("/join "):
+                out.append(c.Join(line[6:], create=True))
+            else:
+                out.append(c.Say("r", line))
+        return out
+
+    def render(self, event: Event) -> bytes:
+        if isinstance(event, Message):
+            whose = "mine" if event.sender.sid == self.sid else event.sender.name
+            return f"{whose}: {event.text}\n".encode()
+        return b""
+
+    def shared_key(self, event: Event) -> object | None:
+        return None
+
+    def render_error_close(self, reason: str) -> bytes:
+        return b""
+
+    def render_flood_notice(self) -> bytes:
+        return b""
+
+    def tick(self, idle: float) -> list[Input]:
+        return []
