@@ -214,10 +214,13 @@ async def test_an_operator_closes_a_room_removes_someone_and_broadcasts(
         await page.keyboard.type("tidying up")
         await page.keyboard.press("Enter")
         await expect(dialog).to_be_hidden()
+        # The page's own word first: if the request never went out or was
+        # refused, the failure says so here rather than as a silent member.
+        await expect(page.locator("#admin-error")).to_be_empty()
+        await expect(page.locator("#admin-note")).to_have_text("Room shut was closed.")
         closed = await line_expect(line, "< Room shut was closed")
         assert closed.endswith(": tidying up"), closed
         await expect(room_item(page, "shut")).to_have_count(0)
-        await expect(page.locator("#admin-note")).to_have_text("Room shut was closed.")
         await expect(lina).to_contain_text("in no room")
 
         # The lobby is everyone's room: it can't be closed, so it offers no Close.
