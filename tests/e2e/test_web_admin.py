@@ -259,6 +259,42 @@ async def test_an_operator_closes_a_room_removes_someone_and_broadcasts(
         line.close()
 
 
+async def test_reopening_the_confirmation_at_once_still_acts(
+    srv: RunningServer, new_page: Any
+) -> None:
+    """A dialog's close event comes a moment after it closes: cancelling and
+    asking again at once (Escape, then Enter on the same button) must leave
+    the new question standing, so answering it acts."""
+    line = await asyncio.to_thread(welcome, srv.port, "rita")
+    try:
+        line.send("/create quick")
+        await line_expect(line, "> You joined quick")
+        page = await new_page()
+        await enter(page, srv, "otto")
+        await become_oper(page)
+        await open_admin(page)
+        close = page.locator("#admin-rooms").get_by_role("button", name="Close room quick")
+        await close.click()
+        await expect(page.locator("#confirm")).to_be_visible()
+        # Cancel and ask again within one task: the first close event runs after both.
+        await page.evaluate(
+            """() => {
+                document.getElementById('confirm').close();
+                [...document.querySelectorAll('#admin-rooms button')]
+                    .find((b) => b.getAttribute('aria-label') === 'Close room quick').click();
+            }"""
+        )
+        await expect(page.locator("#confirm")).to_be_visible()
+        await page.locator("#confirm-reason").fill("at once")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#confirm")).to_be_hidden()
+        await expect(page.locator("#admin-note")).to_have_text("Room quick was closed.")
+        closed = await line_expect(line, "< Room quick was closed")
+        assert closed.endswith(": at once"), closed
+    finally:
+        line.close()
+
+
 async def test_commands_in_the_message_box_and_losing_operator_status(
     srv: RunningServer, new_page: Any
 ) -> None:

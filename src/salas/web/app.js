@@ -1656,6 +1656,9 @@
   });
   ui.confirmCancel.addEventListener("click", () => ui.confirm.close());
   ui.confirm.addEventListener("close", () => {
+    // The event comes a moment after the dialog closed: if it was opened
+    // again meanwhile, the question now standing is the new one's.
+    if (ui.confirm.open) return;
     const what = S.confirm; // still set: cancelled (Cancel or Escape)
     S.confirm = null;
     if (what && S.admin) focusKey(what.key);
