@@ -1,15 +1,20 @@
 """Connections without sockets, for the server's fan-out bookkeeping: a
-transport that keeps what is written, and a door of plain lines whose room
-messages say "mine" to their own sender."""
+transport that keeps (and counts) what is written, a door of plain lines
+whose room messages say "mine" to their own sender, and a server with three
+such connections."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any, ClassVar
 
+from salas.config import Config
 from salas.core import commands as c
 from salas.core.events import Event, Message
+from salas.core.hub import Hub, HubSettings
+from salas.net.server import Connection, Server
 from salas.proto.door import Input
+from salas.store.memory import MemoryStore
 
 
 class FakeTransport(asyncio.Transport):
@@ -17,6 +22,7 @@ class FakeTransport(asyncio.Transport):
         super().__init__()
         self.port = port
         self.written = bytearray()
+        self.writes = 0
         self.closed = False
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -24,6 +30,7 @@ class FakeTransport(asyncio.Transport):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.written += data
+        self.writes += 1
 
     def get_write_buffer_size(self) -> int:
         return 0
@@ -81,3 +88,20 @@ class SelfishDoor:
 
     def tick(self, idle: float) -> list[Input]:
         return []
+
+
+def three_connections(store: MemoryStore) -> tuple[Server, list[Connection], list[FakeTransport]]:
+    """A server on ``store`` (started) with three connections on the selfish door."""
+    config = Config()
+    config.limits.flood_exempt = ["127.0.0.0/8"]
+    loop = asyncio.get_running_loop()
+    server = Server(config, Hub(HubSettings()), loop, store)
+    store.start(loop, server.store_written)
+    conns, transports = [], []
+    for port in (1, 2, 3):
+        conn = Connection(server, SelfishDoor)
+        transport = FakeTransport(port)
+        conn.connection_made(transport)
+        conns.append(conn)
+        transports.append(transport)
+    return server, conns, transports

@@ -7,28 +7,13 @@ from __future__ import annotations
 
 import asyncio
 
-from fakeconn import FakeTransport, SelfishDoor
-from salas.config import Config
-from salas.core.hub import Hub, HubSettings
-from salas.net.server import Connection, Server
+from fakeconn import three_connections
 from salas.store.memory import MemoryStore
 
 
 async def test_a_sender_door_never_renders_the_batch_for_the_others() -> None:
-    loop = asyncio.get_running_loop()
-    config = Config()
-    config.limits.flood_exempt = ["127.0.0.0/8"]
     store = MemoryStore()
-    server = Server(config, Hub(HubSettings()), loop, store)
-    store.start(loop, server.store_written)
-    conns: list[Connection] = []
-    transports: list[FakeTransport] = []
-    for port in (1, 2, 3):
-        conn = Connection(server, SelfishDoor)
-        transport = FakeTransport(port)
-        conn.connection_made(transport)
-        conns.append(conn)
-        transports.append(transport)
+    _, conns, transports = three_connections(store)
     for conn in conns:
         conn.data_received(b"/join r\n")
     for _ in range(5):

@@ -9,22 +9,10 @@ from __future__ import annotations
 
 import asyncio
 
-from fakeconn import FakeTransport, SelfishDoor
-from salas.config import Config
-from salas.core.hub import Hub, HubSettings
+from fakeconn import FakeTransport, three_connections
 from salas.core.records import Record
 from salas.net.server import Connection, Server
 from salas.store.memory import MemoryStore
-
-
-class CountingTransport(FakeTransport):
-    def __init__(self, port: int) -> None:
-        super().__init__(port)
-        self.writes = 0
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.writes += 1
-        super().write(data)
 
 
 class HandStore(MemoryStore):
@@ -50,20 +38,9 @@ async def turns() -> None:
         await asyncio.sleep(0)
 
 
-async def room_of_three() -> tuple[Server, HandStore, list[Connection], list[CountingTransport]]:
-    loop = asyncio.get_running_loop()
-    config = Config()
-    config.limits.flood_exempt = ["127.0.0.0/8"]
+async def room_of_three() -> tuple[Server, HandStore, list[Connection], list[FakeTransport]]:
     store = HandStore()
-    server = Server(config, Hub(HubSettings()), loop, store)
-    store.start(loop, server.store_written)
-    conns, transports = [], []
-    for port in (1, 2, 3):
-        conn = Connection(server, SelfishDoor)
-        transport = CountingTransport(port)
-        conn.connection_made(transport)
-        conns.append(conn)
-        transports.append(transport)
+    server, conns, transports = three_connections(store)
     for conn in conns:
         conn.data_received(b"/join r\n")
         await turns()
