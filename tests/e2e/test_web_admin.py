@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, expect
 
-from support import TIME, RunningServer, start_server, welcome
+from support import TIME, LineClient, RunningServer, start_server, welcome
 from webpage import (
     ARGS,
     ARTIFACTS,
@@ -140,6 +140,14 @@ def admin_console(server: RunningServer, cmd: str, **args: Any) -> Any:
     return answer.get("result")
 
 
+async def member_of_new_room(srv: RunningServer, name: str, create: str) -> LineClient:
+    """A line client who made a room (``/create`` with ``create``'s words) and is in it."""
+    line = await asyncio.to_thread(welcome, srv.port, name)
+    line.send(f"/create {create}")
+    await line_expect(line, f"> You joined {create.split()[0]}")
+    return line
+
+
 async def _walk_focus(page: Page, limit: int = 80) -> list[dict[str, Any]]:
     """Tab through the page once round, noting where the focus goes."""
     seen: list[dict[str, Any]] = []
@@ -164,10 +172,8 @@ async def _walk_focus(page: Page, limit: int = 80) -> list[dict[str, Any]]:
 async def test_an_operator_closes_a_room_removes_someone_and_broadcasts(
     srv: RunningServer, new_page: Any
 ) -> None:
-    line = await asyncio.to_thread(welcome, srv.port, "lina")
+    line = await member_of_new_room(srv, "lina", "shut")
     try:
-        line.send("/create shut")
-        await line_expect(line, "> You joined shut")
         page = await new_page()
         await enter(page, srv, "opal")
         # No operator yet: no admin view.
@@ -265,10 +271,8 @@ async def test_reopening_the_confirmation_at_once_still_acts(
     """A dialog's close event comes a moment after it closes: cancelling and
     asking again at once (Escape, then Enter on the same button) must leave
     the new question standing, so answering it acts."""
-    line = await asyncio.to_thread(welcome, srv.port, "rita")
+    line = await member_of_new_room(srv, "rita", "quick")
     try:
-        line.send("/create quick")
-        await line_expect(line, "> You joined quick")
         page = await new_page()
         await enter(page, srv, "otto")
         await become_oper(page)
@@ -298,10 +302,8 @@ async def test_reopening_the_confirmation_at_once_still_acts(
 async def test_commands_in_the_message_box_and_losing_operator_status(
     srv: RunningServer, new_page: Any
 ) -> None:
-    line = await asyncio.to_thread(welcome, srv.port, "lucy")
+    line = await member_of_new_room(srv, "lucy", "typed")
     try:
-        line.send("/create typed")
-        await line_expect(line, "> You joined typed")
         page = await new_page()
         await enter(page, srv, "oscar")
         log = page.locator(".log:not([hidden])")
@@ -360,10 +362,8 @@ async def test_an_account_with_the_operator_flag_is_an_operator_on_login(
 async def test_a_non_operator_sees_no_admin_view_and_is_refused(
     srv: RunningServer, new_page: Any
 ) -> None:
-    line = await asyncio.to_thread(welcome, srv.port, "lino")
+    line = await member_of_new_room(srv, "lino", "stays")
     try:
-        line.send("/create stays")
-        await line_expect(line, "> You joined stays")
         page = await new_page()
         await page.add_init_script(KEEP_SOCKETS_JS)
         received: list[dict[str, Any]] = []
@@ -425,10 +425,8 @@ async def test_admin_view_on_a_phone_and_with_axe(srv: RunningServer, new_page: 
     phone, and with the confirmation open); usable at 375x667."""
     if not AXE_JS.exists():
         pytest.skip(f"axe-core is not vendored at {AXE_JS}")
-    line = await asyncio.to_thread(welcome, srv.port, "lars")
+    line = await member_of_new_room(srv, "lars", "axeroom 7")
     try:
-        line.send("/create axeroom 7")
-        await line_expect(line, "> You joined axeroom")
         line.send("/topic <b>tags</b> stay text")
         found: dict[str, list[dict[str, Any]]] = {}
         for scheme in ("light", "dark"):
