@@ -835,27 +835,20 @@ class Server:
             for conn, data in held.popleft()[1]:
                 conn.held -= 1
                 released += len(data)
-                if conn.closed:
-                    continue
-                parts = merged.get(conn)
-                if parts is None:
-                    merged[conn] = [data]
-                else:
-                    parts.append(data)
+                if not conn.closed:
+                    merged.setdefault(conn, []).append(data)
         self._held_bytes -= released
         # Most members hold the same room buffers: join each combination once.
         joined: dict[tuple[int, ...], bytes] = {}
-        sendq = self.sendq
         for conn, parts in merged.items():
             if len(parts) == 1:
-                out = parts[0]
-            else:
-                key = tuple(map(id, parts))
-                out = joined.get(key) or joined.setdefault(key, b"".join(parts))
-            transport = conn.transport
-            transport.write(out)
-            if conn.closing or transport.get_write_buffer_size() > sendq:
-                self._written_out(conn)
+                self._write(conn, parts[0])
+                continue
+            key = tuple(map(id, parts))
+            out = joined.get(key)
+            if out is None:
+                out = joined[key] = b"".join(parts)
+            self._write(conn, out)
 
     async def nodes(self) -> list[dict[str, Any]]:
         """The nodes serving this chat: alive (heartbeat) or still holding people."""
