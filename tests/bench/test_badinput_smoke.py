@@ -9,39 +9,22 @@ benchmark's own output.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-from support import TIME
-
-ROOT = Path(__file__).resolve().parents[2]
+from benchrun import needs_ircload, run_bench
 
 
-@pytest.mark.skipif(not shutil.which("gcc"), reason="needs gcc to build ircload")
-@pytest.mark.skipif(
-    not (ROOT.parent / "shared" / "bench" / "ircload.c").exists(),
-    reason="needs ../shared/bench/ircload.c beside the project",
-)
+@needs_ircload
 def test_bad_clients_are_cut_off_and_nobody_loses_a_message(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "badinput.py"),
-            "--reps",
-            "1",
-            "--quick",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=150 * TIME,
+    done = run_bench(
+        "badinput.py",
+        "--reps",
+        "1",
+        "--quick",
+        "--out",
+        str(tmp_path),
+        timeout=150,
     )
-    assert done.returncode == 0, done.stderr[-2000:]
     assert "| with bad clients |" in done.stdout
     (run,) = list(tmp_path.iterdir())
     results = [json.loads(line) for line in (run / "raw.jsonl").read_text().splitlines()]

@@ -10,14 +10,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from support import TIME
-
-ROOT = Path(__file__).resolve().parents[2]
+from benchrun import needs_ircload, run_bench
 
 
 def perf_works() -> bool:
@@ -32,30 +29,20 @@ def perf_works() -> bool:
     return probe.returncode == 0
 
 
-@pytest.mark.skipif(not shutil.which("gcc"), reason="needs gcc to build ircload")
-@pytest.mark.skipif(
-    not (ROOT.parent / "shared" / "bench" / "ircload.c").exists(),
-    reason="needs ../shared/bench/ircload.c beside the project",
-)
+@needs_ircload
 @pytest.mark.skipif(not perf_works(), reason="needs perf allowed to sample CPU 0")
 def test_kernelshare_splits_salas_f100_by_where_the_time_goes(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "kernelshare.py"),
-            "--servers",
-            "salas",
-            "--scenarios",
-            "f100",
-            "--quick",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120 * TIME,
+    run_bench(
+        "kernelshare.py",
+        "--servers",
+        "salas",
+        "--scenarios",
+        "f100",
+        "--quick",
+        "--out",
+        str(tmp_path),
+        timeout=120,
     )
-    assert done.returncode == 0, done.stderr[-2000:]
     (run,) = list(tmp_path.iterdir())
     (result,) = [json.loads(line) for line in (run / "raw.jsonl").read_text().splitlines()]
     assert result["ok"] and result["lost"] == 0 and result["deliveries_per_s"] > 0, result

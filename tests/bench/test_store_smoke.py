@@ -8,50 +8,35 @@ table of a server killed after the run holds exactly the messages ircload sent.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from support import TIME
-
-ROOT = Path(__file__).resolve().parents[2]
+from benchrun import needs_ircload, run_bench
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not shutil.which("gcc"), reason="needs gcc to build ircload")
-@pytest.mark.skipif(
-    not (ROOT.parent / "shared" / "bench" / "ircload.c").exists(),
-    reason="needs ../shared/bench/ircload.c beside the project",
-)
+@needs_ircload
 def test_store_bench_runs_memory_and_sqlite_on_r100(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "store.py"),
-            "--settings",
-            "memory,sqlite",
-            "--scenarios",
-            "r100",
-            "--reps",
-            "1",
-            "--quick",
-            "--attempts",
-            "1",
-            "--quiet-wait",
-            "0",
-            "--out",
-            str(tmp_path / "out"),
-            "--work",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=100 * TIME,
+    done = run_bench(
+        "store.py",
+        "--settings",
+        "memory,sqlite",
+        "--scenarios",
+        "r100",
+        "--reps",
+        "1",
+        "--quick",
+        "--attempts",
+        "1",
+        "--quiet-wait",
+        "0",
+        "--out",
+        str(tmp_path / "out"),
+        "--work",
+        str(tmp_path),
+        timeout=100,
     )
-    assert done.returncode == 0, done.stderr[-2000:]
     assert "| r100 | memory: (no store) |" in done.stdout
     assert "| r100 | SQLite |" in done.stdout
     (run,) = list((tmp_path / "out").iterdir())
