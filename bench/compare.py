@@ -103,6 +103,17 @@ SCALE: dict[str, list[str]] = {
     ],
 }
 
+#: The goal for salas in each scenario: (peer, factor). Throughput must reach
+#: factor × the peer's; for latency and memory, salas must stay at or under
+#: factor × the peer's.
+GOALS: dict[str, tuple[str, float]] = {
+    "f100": ("inspircd", 1.5),
+    "f1000": ("inspircd", 2.5),
+    "f500x50": ("inspircd", 1.0),
+    "r100": ("ngircd", 1.0),
+    "idle10k": ("inspircd", 1.0),
+}
+
 #: For each figure, whether more is better.
 HIGHER_IS_BETTER = {"deliveries_per_s": True, "p99_us": False, "kb_per_conn": False}
 
@@ -433,6 +444,26 @@ def scale(quick: bool) -> int:
     return 0
 
 
+def goal_text(scenario: str, medians: dict[tuple[str, str], float]) -> str:
+    """The scenario's goal for salas, and whether this run met it or by how much it fell short."""
+    peer, factor = GOALS[scenario]
+    fig = SCENARIOS[scenario][1]
+    salas, other = medians.get(("salas", scenario)), medians.get((peer, scenario))
+    name = {"inspircd": "InspIRCd", "ngircd": "ngIRCd"}[peer]
+    if HIGHER_IS_BETTER[fig]:
+        want = f"≥ {factor:g}× {name}"
+    else:
+        want = f"≤ {name}" if factor == 1 else f"≤ {factor:g}× {name}"
+    if not salas or not other:
+        return f"{want}: n/a"
+    ratio = salas / other
+    met = ratio >= factor if HIGHER_IS_BETTER[fig] else ratio <= factor
+    if met:
+        return f"{want}: met"
+    side = "below" if HIGHER_IS_BETTER[fig] else "above"
+    return f"{want}: missed, {abs(ratio - factor) / factor:.0%} {side} it"
+
+
 def render_table(
     scenarios: list[str],
     servers: list[str],
@@ -442,6 +473,8 @@ def render_table(
     head = ["scenario", "figure", *servers]
     if "salas" in servers and "inspircd" in servers:
         head.append("salas ÷ InspIRCd")
+    if "salas" in servers and any(GOALS[s][0] in servers for s in scenarios):
+        head.append("goal")
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for scenario in scenarios:
         fig = SCENARIOS[scenario][1]
@@ -453,6 +486,8 @@ def render_table(
         if "salas ÷ InspIRCd" in head:
             a, b = medians.get(("salas", scenario)), medians.get(("inspircd", scenario))
             cells.append(f"{a / b:.2f}×" if a and b else "n/a")
+        if "goal" in head:
+            cells.append(goal_text(scenario, medians))
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
