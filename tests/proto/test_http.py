@@ -204,8 +204,35 @@ def test_a_slow_request_is_told_408_when_cut_off() -> None:
 
 def test_a_plain_get_of_a_websocket_path_is_426() -> None:
     items = door().receive_data(get("/chat"))
-    assert response(items)[0] == 426
+    status, headers, _ = response(items)
+    assert status == 426
+    assert headers["upgrade"] == "websocket"
+    assert headers["content-security-policy"] == CSP
+    assert headers["x-frame-options"] == "DENY"
     assert closes(items)
+
+
+def test_a_bad_handshake_is_400_with_the_security_headers_and_nothing_of_the_request() -> None:
+    bad = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+    items = door().receive_data(get("/ws", headers=bad + "Sec-WebSocket-Key: <b>short</b>\r\n"))
+    status, headers, body = response(items)
+    assert status == 400
+    assert headers["content-security-policy"] == CSP
+    assert b"short" not in body
+    assert closes(items)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"GET / HTTP/1.0\n\n", b"GET / HTTP/1.1\nHost: x\n\n", b"GET / HTTP/1.1\r\nHost: x\n\r\n"],
+)
+def test_a_request_typed_into_netcat_with_bare_line_feeds_is_answered(raw: bytes) -> None:
+    status, _, body = response(door().receive_data(raw))
+    assert (status, body) == (200, SITE.pages["/"].body)
+
+
+def test_a_bad_header_line_ended_by_bare_line_feeds_is_400_at_once() -> None:
+    assert response(door().receive_data(b"GET / HTTP/1.0\nHost x\n\n"))[0] == 400
 
 
 @settings(max_examples=200, deadline=None)

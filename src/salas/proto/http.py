@@ -119,7 +119,12 @@ REQUEST, CHAT, ECHO, JSON, DONE = "request", "chat", "echo", "json", "done"
 #: no ``//``, no ``.`` or ``..``: nothing that could name a file elsewhere.
 _SAFE_PATH = re.compile(r"/(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]*/)*(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]*)?")
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+#: The blank line that ends a request head, and each line's end (CRLF or a bare LF).
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_LINE_END = re.compile(rb"\r?\n")
 _REQUEST_LINE = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+ [^ \r\n]+ HTTP/1\.[01]\r\n")
+#: What a browser tab opening a WebSocket path reads.
+UPGRADE_BODY = b"426 Upgrade Required: this address is for WebSocket clients\n"
 #: Longest path looked up; longer ones are simply not there.
 MAX_PATH = 1024
 #: Longest method read: the standard ones have at most 7 letters (OPTIONS, CONNECT).
@@ -396,16 +401,19 @@ class HttpDoor:
         method = head[:space] if space >= 0 else head[: MAX_METHOD + 1]
         if (method and not _TOKEN.fullmatch(method)) or (space < 0 and len(method) > MAX_METHOD):
             return self._respond(400)
-        end = head.find(b"\r\n\r\n")
-        if end < 0:
+        blank = _HEAD_END.search(head)
+        if blank is None:
             if len(head) > MAX_REQUEST_HEAD:
                 return self._respond(431)
             self._head = head
             return []
         self._head = b""
-        if end + 4 > MAX_REQUEST_HEAD:
+        end = blank.end()
+        if end > MAX_REQUEST_HEAD:
             return self._respond(431)
-        rest, head = head[end + 4 :], head[: end + 4]
+        # Lines may end in a bare LF (RFC 9112 allows it): what someone types
+        # into netcat. The parser below wants CRLF.
+        rest, head = head[end:], _LINE_END.sub(b"\r\n", head[:end])
         if not _REQUEST_LINE.match(head):
             return self._respond(400)
         if method not in (b"GET", b"HEAD"):
@@ -427,18 +435,24 @@ class HttpDoor:
         head_only = method == b"HEAD"
         return [http_response(200, page.body, page.content_type, head_only=head_only), c.Quit()]
 
-    def _respond(self, status: int, extra: tuple[tuple[str, str], ...] = ()) -> list[Input]:
+    def _respond(
+        self, status: int, body: bytes = b"", extra: tuple[tuple[str, str], ...] = ()
+    ) -> list[Input]:
         self._mode = DONE
         self._head = b""
-        return [http_response(status, extra=extra), c.Quit()]
+        return [http_response(status, body, extra=extra), c.Quit()]
 
     def _upgrade(self, ws: ServerProtocol, request: Request, path: str, rest: bytes) -> list[Input]:
         response = ws.accept(request)
-        ws.send_response(response)
         if response.status_code != 101:
-            # Not a WebSocket handshake (a browser opening /chat, say): 426 or 400.
-            self._mode = DONE
-            return [b"".join(ws.data_to_send()), c.Quit()]
+            # Not a WebSocket handshake (a browser opening /chat, say): 426 or
+            # 400, answered like every other response (security headers, and
+            # nothing of the request repeated back).
+            status = response.status_code
+            if status == 426:
+                return self._respond(426, UPGRADE_BODY, (("Upgrade", "websocket"),))
+            return self._respond(status)
+        ws.send_response(response)
         self._ws = ws
         out: list[Input] = [b"".join(ws.data_to_send())]
         if path == CHAT_PATH:
