@@ -133,6 +133,8 @@ def test_texts_are_the_courses(template: str, spec: str) -> None:
         (Closing("maintenance", "shutdown"), "Server shutting down: maintenance"),
         (Closing("", "shutdown"), "Server shutting down"),
         (Closing("flooding", "kill"), "Disconnected: flooding"),
+        (Closing("\x1b[2J\x1b[31mgone", "kill"), "Disconnected: [2J[31mgone"),
+        (Closing("\x1b[2Jback soon", "shutdown"), "Server shutting down: [2Jback soon"),
         (ServerNotice("restart at 5"), "[server] restart at 5"),
         (ServerNotice("hi", "admin"), "[admin] hi"),
         (Invited("priv", KAY, ME), "Kay invites you to priv: /join priv"),
@@ -167,6 +169,7 @@ def test_error_close_and_flood_notice(door: Cs168Door) -> None:
     assert door.render_error_close("Send queue exceeded") == pad(
         "Disconnected: Send queue exceeded"
     )
+    assert door.render_error_close("Killed: \x1b[2Jbye") == pad("Disconnected: Killed: [2Jbye")
     out = door.render_flood_notice()
     assert len(out) == FRAME and out.startswith(b"You are sending too fast")
 
@@ -466,6 +469,8 @@ def test_a_failed_join_keeps_the_current_channel() -> None:
     w.send(2, "/join nowhere")
     assert w.read(2) == ["No channel named nowhere exists. Try '/create nowhere'?"]
     w.send(2, "/create cs168_tas")
+    assert w.read(2) == ["Room cs168_tas already exists, so cannot be created."]
+    w.send(2, "/create CS168_TAS")  # names are the same whatever their case
     assert w.read(2) == ["Room cs168_tas already exists, so cannot be created."]
     w.send(2, "still here")
     assert w.read(1) == ["[Alice] still here"]

@@ -171,7 +171,7 @@ class Cs168Door:
         return None
 
     def render_error_close(self, reason: str) -> bytes:
-        return frames(f"Disconnected: {reason}")
+        return frames(f"Disconnected: {safe(reason)}")
 
     tick_interval: float | None = None
 
@@ -208,16 +208,14 @@ class Cs168Door:
                 return frames(f"{o.name} is now known as {n.name}")
             case TopicChanged(room=r, topic=t, by=by):
                 return frames(f"{by.name} set the topic of {r}: {safe(t)}")
-            case Failed(error=e.RoomExists(), command=c.Create(room=typed)):
-                return frames(CHANNEL_EXISTS.format(typed))
             case Failed(error=err):
                 text = self._error(err)
                 return frames(text) if text else b""
             case Closing(reason=why, kind=kind):
                 if kind == "shutdown":
-                    return frames("Server shutting down" + (f": {why}" if why else ""))
+                    return frames("Server shutting down" + (f": {safe(why)}" if why else ""))
                 if kind == "kill":
-                    return frames("Disconnected" + (f": {why}" if why else ""))
+                    return frames("Disconnected" + (f": {safe(why)}" if why else ""))
                 return b""
             case ServerNotice(text=t, by=by):
                 return frames(safe(t), f"[{by or 'server'}] ")
