@@ -328,6 +328,11 @@ def test_join_a_missing_room_is_refused(trio: Hub) -> None:
     assert refused(trio, 1, c.Join("nowhere")) == e.NoSuchRoom("nowhere")
 
 
+@pytest.mark.parametrize("name", ["", "#", "-1", "a b"])
+def test_join_a_name_no_room_can_have_says_so(trio: Hub, name: str) -> None:
+    assert refused(trio, 1, c.Join(name)) == e.RoomNameInvalid(name)
+
+
 def test_join_with_create_makes_the_room(trio: Hub) -> None:
     trio.handle(1, c.Join("new", create=True), 1.0)
     assert members(trio, "new") == {"alice": "o"}

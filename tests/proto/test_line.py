@@ -178,6 +178,11 @@ PARSE_CASES: list[tuple[bytes, Input | None]] = [
     (b"\x07bell", CONTROL),
     (b"del\x7fete", CONTROL),
     (b"c1 \xc2\x9b", CONTROL),
+    # Controls that str.rstrip() would take for white space are still refused.
+    (b"hi\x1f", CONTROL),
+    (b"hi\x1c", CONTROL),
+    (b"hi \xc2\x85", CONTROL),
+    (b"hi   ", c.Say(None, "hi")),
 ]
 
 
@@ -414,6 +419,10 @@ def test_render_user_list(door: LineDoor) -> None:
     [
         (e.RoomFull("tas", 2), "Room tas is full (2/2)"),
         (e.NoSuchRoom("x"), "No room named x. Create it with /create x"),
+        (
+            e.NoSuchRoom("-1"),  # no hint that would only be refused in turn
+            "-1 is not a valid room name: letters, digits and - _ . + & ~, at most 49",
+        ),
         (e.RoomExists("tas"), "Room tas already exists; /join tas to enter it"),
         (e.InviteOnly("priv"), "Room priv is private: you need an invitation"),
         (e.BadKey("sec"), "Room sec needs its key: /join sec KEY"),

@@ -540,6 +540,9 @@ class Hub:
             room = self.rooms.get(fold(cmd.room))
             if room is None:
                 if not cmd.create:
+                    # A name no room can have is a typo to point out, not a room to make.
+                    if not valid_room(cmd.room):
+                        raise e.RoomNameInvalid(cmd.room)
                     raise e.NoSuchRoom(cmd.room)
                 room = self._new_room(cmd.room, now, permanent=permanent)
         if room.key not in self.rooms:

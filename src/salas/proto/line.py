@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from salas.core import commands as c
 from salas.core import errors as e
+from salas.core.names import valid_room
 from salas.core.events import (
     AccountRegistered,
     AwayChanged,
@@ -409,7 +410,9 @@ def parse_line(raw: bytes) -> Input | None:
         return _line("! That line was not valid UTF-8, so it was not sent")
     if "\t" in text:
         text = text.replace("\t", "    ")
-    text = text.rstrip()
+    # Spaces only: str.rstrip() would also take the controls \x1c-\x1f and
+    # U+0085 as white space, and send the line without a word.
+    text = text.rstrip(" \r")
     if not text:
         return None
     if _CONTROLS.search(text):
@@ -432,6 +435,8 @@ def error_text(err: e.ChatError, me: str) -> str:
     """The shared plain words, with the line door's command hints where they help."""
     match err:
         case e.NoSuchRoom(room=r):
+            if not valid_room(r):  # the hint would only be refused in turn
+                return plain_error_text(e.RoomNameInvalid(r))
             return f"No room named {r}. Create it with /create {r}"
         case e.RoomExists(room=r):
             return f"Room {r} already exists; /join {r} to enter it"
