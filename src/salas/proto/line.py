@@ -16,7 +16,6 @@ from typing import ClassVar
 
 from salas.core import commands as c
 from salas.core import errors as e
-from salas.core.names import valid_room
 from salas.core.events import (
     AccountRegistered,
     AwayChanged,
@@ -49,6 +48,7 @@ from salas.core.events import (
 )
 from salas.core.hub import MAX_LIMIT
 from salas.core.model import UserInfo
+from salas.core.names import valid_room
 from salas.proto.door import Input
 from salas.proto.lines import LineBuffer, TooLong
 from salas.proto.texts import error_text as plain_error_text
