@@ -459,6 +459,19 @@ def test_seed_002_transcript() -> None:
     assert w.read(2) == ["Panda has left"]
 
 
+def test_a_message_with_control_characters_is_refused_not_made_a_ctcp_request() -> None:
+    w = World()
+    w.connect(1, "Panda")
+    w.connect(2, "Alice")
+    w.send(1, "/create tas")
+    w.send(2, "/join tas")
+    w.read(1)
+    w.send(2, "\x01ACTION fakes\x01")
+    assert w.read(2) == ["Not sent: control characters."]
+    w.send(2, "plain")
+    assert w.read(1) == ["[Alice] plain"]
+
+
 def test_a_failed_join_keeps_the_current_channel() -> None:
     w = World()
     w.connect(1, "Panda")

@@ -322,6 +322,35 @@ def test_errors_keep_the_request_id_when_it_is_readable() -> None:
     assert "re" not in got
 
 
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"type": "say", "room": "r", "text": "\x01ACTION waves\x01", "id": 2},
+        {"type": "msg", "to": "bob", "text": "\x01VERSION\x01", "id": 2},
+        {"type": "say", "room": "r", "text": "bell\x07", "id": 2},
+    ],
+)
+def test_text_with_control_characters_is_refused_not_made_a_ctcp_request(
+    request_: dict[str, Any],
+) -> None:
+    cmds, out = ask(registered(), request_)
+    assert cmds == []
+    assert out == [
+        {
+            "type": "error",
+            "code": "text_invalid",
+            "text": "Not sent: control characters",
+            "reason": "control characters",
+            "re": 2,
+        }
+    ]
+
+
+def test_text_with_a_tab_is_sent() -> None:
+    cmds, _ = ask(registered(), {"type": "say", "room": "r", "text": "a\tb"})
+    assert cmds == [c.Say("r", "a\tb")]
+
+
 def test_oversized_request_is_refused_before_parsing() -> None:
     big = json.dumps({"type": "say", "room": "r", "text": "x" * MAX_REQUEST}).encode()
     (got,) = ask(registered(), big)[1]

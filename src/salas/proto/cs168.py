@@ -28,6 +28,7 @@ from salas.core.events import (
 )
 from salas.proto.door import Input
 from salas.proto.line import safe
+from salas.proto.texts import controls_refused
 
 #: Every frame, both ways, is exactly this many bytes.
 FRAME = 200
@@ -149,6 +150,9 @@ class Cs168Door:
         if not text.strip():
             return None
         if not text.startswith("/"):
+            refused = controls_refused(text)
+            if refused is not None:
+                return frames(self._error(refused))
             return c.Say(None, text)
         words = text.split()
         word = words[0]

@@ -3,9 +3,22 @@ line door adds its command hints on top; IRC and CS168 have their own)."""
 
 from __future__ import annotations
 
+import re
+
 from salas.core import errors as e
 from salas.core.hub import MAX_LIMIT
 from salas.core.names import NAME_MAX
+
+#: Control characters other than tab and what the hub refuses itself (line
+#: breaks, NUL). IRC clients send some on purpose (CTCP's \x01, colours); the
+#: doors whose people type plain text refuse them, so a leading \x01 can't
+#: make a message a CTCP request that is never kept.
+_OTHER_CONTROLS = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def controls_refused(text: str) -> e.TextInvalid | None:
+    """The refusal for plain text that carries control characters, if it does."""
+    return e.TextInvalid("control characters") if _OTHER_CONTROLS.search(text) else None
 
 
 def error_text(err: e.ChatError) -> str:

@@ -63,7 +63,7 @@ from salas.core.events import (
 from salas.core.hub import MAX_LIMIT, MAX_SIGNAL
 from salas.core.model import RoomInfo, UserInfo
 from salas.proto.door import Deferred, Input
-from salas.proto.texts import error_text
+from salas.proto.texts import controls_refused, error_text
 
 #: The largest request read, in bytes. A request is one small JSON object: the
 #: longest text the hub accepts (4000 bytes) fits in it twice over even with
@@ -447,6 +447,12 @@ class WebJson:
             built = build(obj, _tag(re_))
         except BadRequest as err:
             return [self.error(err.code, f"{kind}: {err.text}", re_)]
+        if type(built) is c.Say or type(built) is c.Tell:
+            refused = controls_refused(built.text)
+            if refused is not None:
+                failed = self._render(Failed(refused, built))
+                assert failed is not None
+                return [self._send(failed, re_)]
         # Worked out when its turn comes: a join sent together with hello runs after it.
         return [Deferred(partial(self._run, built, re_))]
 
