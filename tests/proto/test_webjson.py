@@ -594,6 +594,34 @@ def test_own_message_is_marked_and_tagged_and_others_are_the_same_for_everyone()
     assert end() == b""
 
 
+def test_history_marks_as_own_what_this_connection_or_its_account_sent() -> None:
+    stored_ann = UserRef(0, "ann", "ann", "", account="Ann")  # read back: no connection
+    stored_bob = UserRef(0, "bob", "bob", "", account="bob")
+    stored_guest = UserRef(0, "ann", "ann", "")
+    reply = HistoryReply(
+        "r",
+        True,
+        (
+            Message(1, T, "r", stored_ann, "mine, from the store"),
+            Message(2, T, "r", ME, "mine, this connection"),
+            Message(3, T, "r", stored_bob, "bob's"),
+            Message(4, T, "r", stored_guest, "a guest's of the same name"),
+        ),
+        "request",
+    )
+    codec = registered()
+    codec.render(LoggedIn("ann", "ann"))
+    (got,) = msgs(codec.render(reply))
+    assert [m["own"] for m in got["messages"]] == [True, True, False, False]
+    private = HistoryReply("bob", False, (Private(3, T, stored_ann, BOB, "yo"),), "request")
+    (got,) = msgs(codec.render(private))
+    assert got["messages"][0]["own"] is True
+
+    guest = registered()  # not logged in: only this connection's own are known
+    (got,) = msgs(guest.render(reply))
+    assert [m["own"] for m in got["messages"]] == [False, True, False, False]
+
+
 def test_shared_key_only_for_others_joins_and_leaves_outside_requests() -> None:
     codec = registered()
     assert codec.shared_key(Joined("r", BOB, 2)) == "webjson"

@@ -61,7 +61,8 @@ from salas.core.events import (
     Welcome,
 )
 from salas.core.hub import MAX_LIMIT, MAX_SIGNAL
-from salas.core.model import RoomInfo, UserInfo
+from salas.core.model import RoomInfo, UserInfo, UserRef
+from salas.core.names import fold
 from salas.proto.door import Deferred, Input
 from salas.proto.texts import controls_refused, error_text
 
@@ -387,6 +388,7 @@ class WebJson:
         "_re",
         "_re_later",
         "_re_used",
+        "account",
         "host",
         "name",
         "port",
@@ -409,6 +411,8 @@ class WebJson:
         self._frame = frame
         self.registered = False
         self.name = ""
+        #: The account this connection is logged in to: marks its messages in history.
+        self.account: str | None = None
         #: The id of the request running now: what its answers carry as "re".
         self._re: RequestId | None = None
         self._re_used = False
@@ -556,6 +560,13 @@ class WebJson:
             "own": s.sid == self.sid,
         }
 
+    def _mark_mine(self, obj: Obj, sender: UserRef) -> Obj:
+        """A message in history is ``own`` when this connection sent it (the
+        store doesn't keep connections) or its account did."""
+        if not obj["own"] and self.account is not None and sender.account is not None:
+            obj["own"] = fold(sender.account) == fold(self.account)
+        return obj
+
     def render(self, ev: Event) -> bytes:
         if type(ev) is Message:
             if ev.sender.sid == self.sid:
@@ -610,6 +621,7 @@ class WebJson:
             case Welcome(user=u, online=n, server=srv, rooms=rooms, lobby=lobby):
                 self.registered = True
                 self.name = u.name
+                self.account = u.account
                 return {
                     "type": "welcome",
                     "name": u.name,
@@ -669,7 +681,10 @@ class WebJson:
                     "room": is_room,
                     "reason": why,
                     "messages": [
-                        self.message(m) if type(m) is Message else self._private(m)  # type: ignore[arg-type]
+                        self._mark_mine(
+                            self.message(m) if type(m) is Message else self._private(m),  # type: ignore[arg-type]
+                            m.sender,
+                        )
                         for m in msgs
                     ],
                 }
@@ -723,12 +738,15 @@ class WebJson:
                 }
             case LoggedIn(account=a, name=n, how=how):
                 self.name = n
+                self.account = a
                 return {"type": "logged_in", "account": a, "name": n, "how": how}
             case AccountRegistered(account=a):
                 return {"type": "account_registered", "account": a}
             case PasswordChanged(account=a):
                 return {"type": "password_changed", "account": a}
             case AccountChanged(user=u, account=a):
+                if u.sid == me:
+                    self.account = a
                 return {"type": "account", "who": u.name, "account": a}
         return None
 
