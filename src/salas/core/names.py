@@ -74,10 +74,20 @@ def mask_regex(mask: str) -> re.Pattern[str]:
         mask += "!*"
     if "@" not in mask:
         mask += "@*"
-    parts = []
-    for ch in fold(mask):
-        parts.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
-    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+    # Each ``*`` as a plain ``.*`` backtracks exponentially on masks like
+    # ``*a*a*a*a*a*a*a*a*b`` (seconds per check, on the loop, at every join and
+    # message). Each piece between stars is taken at its first place instead,
+    # and never tried again (an atomic group): that finds a match whenever one
+    # exists, and costs at most length × length.
+    first, *rest = (
+        "".join("." if ch == "?" else re.escape(ch) for ch in piece)
+        for piece in fold(mask).split("*")
+    )
+    if not rest:
+        return re.compile(first + r"\Z", re.DOTALL)
+    *middle, last = rest
+    pattern = first + "".join(f"(?>.*?{piece})" for piece in middle if piece)
+    return re.compile(pattern + f".*{last}\\Z", re.DOTALL)
 
 
 def normal_mask(mask: str) -> str:
