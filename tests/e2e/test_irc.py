@@ -1138,6 +1138,34 @@ def test_labeled_response_on_errors_and_echo(user: Callable[..., IrcClient]) -> 
     assert m.command == "PRIVMSG" and m.tags["label"] == "say" and m.last == "labeled words"
 
 
+@pytest.mark.parametrize("kicker_first", [True, False])
+def test_a_labeled_kick_reaches_every_member_and_only_the_kicker_sees_the_label(
+    user: Callable[..., IrcClient], kicker_first: bool
+) -> None:
+    n = int(kicker_first)
+    chan = f"#lkick{n}"
+    op = user(f"lkop{n}", caps=("labeled-response", "batch"))
+    # Plain clients render kicks the same way: one rendering is shared among them.
+    first, second, victim = (user(f"lk{who}{n}") for who in ("a", "b", "v"))
+    if kicker_first:
+        op.join(chan)
+    first.join(chan)
+    if not kicker_first:
+        op.join(chan)
+        first.send(f"MODE {chan} +o {op.nick}")
+        op.expect(lambda m: m.command == "MODE")
+    second.join(chan)
+    victim.join(chan)
+    op.sync()
+    op.send(f"@label=K1 KICK {chan} {victim.nick} :out")
+    for member in (first, second, victim):
+        kick = member.expect(lambda m: m.command == "KICK")
+        assert kick.params[:2] == [chan, victim.nick] and "label" not in kick.tags
+    labeled = op.expect(lambda m: "label" in m.tags)
+    assert labeled.command == "KICK" and labeled.tags["label"] == "K1", labeled.raw
+    assert not [m for m in op.sync() if m.command in ("KICK", "ACK")]
+
+
 def test_labeled_response_escapes_the_label(user: Callable[..., IrcClient]) -> None:
     c = user("labelesc", caps=("labeled-response", "batch"))
     c.send("@label=a\\:b\\sc PING esc")

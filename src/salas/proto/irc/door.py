@@ -271,7 +271,11 @@ class IrcDoor:
 
     def shared_key(self, event: Event) -> object | None:
         """Someone else's join, part or kick renders the same for every client with the
-        same variant (and extended-join). A QUIT does not: it is sent once per client."""
+        same variant (and extended-join). A QUIT does not: it is sent once per client.
+        Nor does anything this client's labeled command causes (its kick, say):
+        the label takes its copy, which must not become everyone's."""
+        if self._label is not None:
+            return None
         t = type(event)
         if t is Joined and event.user.sid != self.sid:  # type: ignore[union-attr]
             return (self.variant, "extended-join" in self.caps)
