@@ -360,3 +360,35 @@ def test_build_never_makes_a_second_line() -> None:
     raw = build("KICK", "#xy", "bob", "bye\r\n:evil!e@e PRIVMSG bob :injected\x00", source="s")
     assert raw.count(b"\r\n") == 1 and raw.endswith(b"\r\n")
     assert b"\n:evil" not in raw and b"\x00" not in raw
+
+
+@pytest.mark.parametrize(
+    ("middle", "read_back"),
+    [
+        ("::1", "0::1"),  # an IPv6 host, as in WHO and WHOIS replies
+        ("a b", "a_b"),  # a client's odd word echoed back (NICK :a b)
+        (":x", "0:x"),
+        ("", "*"),
+    ],
+)
+def test_a_middle_parameter_that_could_not_be_read_back_is_made_readable(
+    middle: str, read_back: str
+) -> None:
+    raw = build("352", "me", "#tas", "~u", middle, "salas.local", "u", "H", "0 Real Name")
+    assert parse(raw[:-2]).params == [
+        "me",
+        "#tas",
+        "~u",
+        read_back,
+        "salas.local",
+        "u",
+        "H",
+        "0 Real Name",
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(_NO_BREAKS, max_size=8), min_size=1, max_size=5), st.text(_NO_BREAKS))
+def test_built_lines_always_read_back_with_as_many_parameters(middle: list[str], last: str) -> None:
+    raw = build("401", *middle, last)
+    assert len(parse(raw[:-2]).params) == len(middle) + 1

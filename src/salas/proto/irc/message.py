@@ -114,7 +114,14 @@ def build(
     parts.append(command)
     if params:
         *middle, last = params
-        parts.extend(middle)
+        for p in middle:
+            # Only the last parameter may be empty, hold spaces or start with
+            # ":". An IPv6 host (``::1``) or a client's odd word echoed back
+            # (``NICK :a b``) must not break the line: hosts get the usual
+            # leading 0 (``0::1``), spaces become "_", nothing becomes "*".
+            if not p or p[0] == ":" or " " in p:
+                p = ("0" + p if p[:1] == ":" else p).replace(" ", "_") or "*"
+            parts.append(p)
         if not last or " " in last or last.startswith(":"):
             parts.append(":" + last)
         else:
