@@ -1166,6 +1166,21 @@ def test_a_labeled_kick_reaches_every_member_and_only_the_kicker_sees_the_label(
     assert not [m for m in op.sync() if m.command in ("KICK", "ACK")]
 
 
+def test_one_join_line_can_not_pass_the_channel_limit(user: Callable[..., IrcClient]) -> None:
+    c = user("chanlimit")
+    tokens = dict(
+        t.split("=", 1) for m in c.seen if m.command == "005" for t in m.params[1:-1] if "=" in t
+    )
+    limit = int(tokens["CHANLIMIT"].split(":")[1])
+    names = [f"#{i:02x}" for i in range(limit + 5)]  # one line: within 512 bytes
+    c.send("JOIN " + ",".join(names))
+    got = c.until(lambda m: m.command == "405" and m.params[1] == names[-1], timeout=20)
+    joined = [m.params[0] for m in got if m.command == "JOIN"]
+    refused = [m.params[1] for m in got if m.command == "405"]
+    assert joined == names[:limit]
+    assert refused == names[limit:]
+
+
 def test_labeled_response_escapes_the_label(user: Callable[..., IrcClient]) -> None:
     c = user("labelesc", caps=("labeled-response", "batch"))
     c.send("@label=a\\:b\\sc PING esc")

@@ -615,17 +615,21 @@ class IrcDoor:
             if not chan.startswith("#") or not valid_room(chan[1:]):
                 out.append(self._local(self._num(n.ERR_NOSUCHCHANNEL, chan, "No such channel")))
                 continue
-            joined = self.channels or {}
-            if len(joined) >= CHANLIMIT and fold(chan[1:]) not in joined:
-                out.append(
-                    self._local(
-                        self._num(n.ERR_TOOMANYCHANNELS, chan, "You have joined too many channels")
-                    )
-                )
-                continue
             key = keys[i] if i < len(keys) and keys[i] else None
-            out.append(c.Join(chan[1:], key, create=True))
+            # The limit is checked when this join's turn comes, after the
+            # joins before it in the same line have been made.
+            out.append(Deferred(partial(self._join_one, chan, key)))
         return out
+
+    def _join_one(self, chan: str, key: str | None) -> list[Input]:
+        joined = self.channels or {}
+        if len(joined) >= CHANLIMIT and fold(chan[1:]) not in joined:
+            return [
+                self._local(
+                    self._num(n.ERR_TOOMANYCHANNELS, chan, "You have joined too many channels")
+                )
+            ]
+        return [c.Join(chan[1:], key, create=True)]
 
     def _room_of(self, chan: str) -> str | None:
         return chan[1:] if chan.startswith("#") and len(chan) > 1 else None
