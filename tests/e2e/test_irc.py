@@ -1003,6 +1003,23 @@ def test_kick(user: Callable[..., IrcClient]) -> None:
     assert victim.num("404").params[1] == "#kicks"
 
 
+def test_one_kick_puts_out_several_people(user: Callable[..., IrcClient]) -> None:
+    op = user("mkop")
+    tokens = isupport(op.seen)
+    assert "KICK:4" in tokens["TARGMAX"].split(",")
+    others = [user(f"mkv{i}") for i in range(3)]
+    op.join("#mkick")
+    for o in others:
+        o.join("#mkick")
+    op.sync()
+    op.send("KICK #mkick mkv0,mkv1,ghost :both of you")
+    kicked = [op.expect(lambda m: m.command == "KICK").params for _ in range(2)]
+    assert kicked == [["#mkick", "mkv0", "both of you"], ["#mkick", "mkv1", "both of you"]]
+    assert op.num("401").params[1] == "ghost"
+    op.send("NAMES #mkick")
+    assert op.num("353").last.split() == ["@mkop", "mkv2"]
+
+
 def test_away_305_306_whois_who_and_away_notify(user: Callable[..., IrcClient]) -> None:
     a = user("awaya")
     notified = user("awaynotified", caps=("away-notify",))
@@ -1168,9 +1185,7 @@ def test_a_labeled_kick_reaches_every_member_and_only_the_kicker_sees_the_label(
 
 def test_one_join_line_can_not_pass_the_channel_limit(user: Callable[..., IrcClient]) -> None:
     c = user("chanlimit")
-    tokens = dict(
-        t.split("=", 1) for m in c.seen if m.command == "005" for t in m.params[1:-1] if "=" in t
-    )
+    tokens = isupport(c.seen)
     limit = int(tokens["CHANLIMIT"].split(":")[1])
     names = [f"#{i:02x}" for i in range(limit + 5)]  # one line: within 512 bytes
     c.send("JOIN " + ",".join(names))

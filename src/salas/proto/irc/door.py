@@ -132,7 +132,7 @@ def isupport(info: IrcInfo) -> list[str]:
         f"NICKLEN={NAME_MAX}",
         "PREFIX=(ov)@+",
         "STATUSMSG=",
-        f"TARGMAX=JOIN:,KICK:1,NAMES:1,NOTICE:{MAXTARGETS},PART:,PRIVMSG:{MAXTARGETS},WHOIS:1",
+        f"TARGMAX=JOIN:,KICK:{MAXTARGETS},NAMES:1,NOTICE:{MAXTARGETS},PART:,PRIVMSG:{MAXTARGETS},WHOIS:1",
         f"TOPICLEN={TOPIC_MAX}",
         f"USERLEN={USERLEN}",
     ]
@@ -807,7 +807,7 @@ class IrcDoor:
         if room is None:
             return [self._local(self._num(n.ERR_NOSUCHCHANNEL, line.params[0], "No such channel"))]
         reason = line.params[2][:KICKLEN] if len(line.params) > 2 else ""
-        return [c.Kick(room, who, reason) for who in line.params[1].split(",")[:1]]
+        return [c.Kick(room, who, reason) for who in line.params[1].split(",")[:MAXTARGETS]]
 
     def _cmd_invite(self, line: Line) -> list[Input]:
         room = self._room_of(line.params[1])
