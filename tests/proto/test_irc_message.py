@@ -354,6 +354,30 @@ def test_the_plain_privmsg_fast_path_makes_the_bytes_the_long_way_makes() -> Non
     assert _plain_privmsg(Message(7, 1.0, "tas", who, "hi there")) is not None
 
 
+@pytest.mark.parametrize(
+    ("room", "name"), [("tas", "ann"), ("日本語チャンネル", "ann"), ("tas", "日本語")]
+)
+@pytest.mark.parametrize("text", ["x" * 480, "é" * 240, "日本" * 100, "x" * 4000])
+@pytest.mark.parametrize("kind", ["say", "action", "notice"])
+def test_every_message_line_fits_in_512_bytes_whatever_the_names(
+    room: str, name: str, text: str, kind: str
+) -> None:
+    from salas.core.events import Message
+    from salas.core.model import UserRef
+    from salas.proto.irc.door import IrcDoor, _plain_privmsg
+
+    who = UserRef(2, name, "~" + name, "127.0.0.1")
+    ev = Message(7, 1.0, room, who, text, kind)  # type: ignore[arg-type]
+    fast = _plain_privmsg(ev)
+    out = fast if fast is not None else IrcDoor(1, "127.0.0.1", 5000)._render(ev)
+    lines = out.split(b"\r\n")[:-1]
+    assert all(len(line) + 2 <= 512 for line in lines), max(map(len, lines))
+    bodies = [parse(line).params[1] for line in lines]
+    if kind == "action":
+        bodies = [b.removeprefix("\x01ACTION ").removesuffix("\x01") for b in bodies]
+    assert "".join(bodies) == text  # split, nothing lost
+
+
 def test_build_never_makes_a_second_line() -> None:
     from salas.proto.irc.message import build
 

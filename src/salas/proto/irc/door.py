@@ -153,6 +153,11 @@ def _chunks(text: str, limit: int) -> list[str]:
     return out
 
 
+def _size(text: str) -> int:
+    """Bytes ``text`` takes on the wire (names may be Unicode; most are ASCII)."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
 def _short(text: str, limit: int = 300) -> str:
     """Reasons and away texts from other doors may be long; IRC lines may not."""
     return _chunks(text, limit)[0] if len(text) * 4 > limit else text
@@ -1366,7 +1371,7 @@ class IrcDoor:
     def _message(self, src: str, target: str, text: str, kind: str, tags: dict[str, str]) -> bytes:
         verb = "NOTICE" if kind == "notice" else "PRIVMSG"
         action = kind == "action"
-        overhead = len(src) + len(target) + len(verb) + 8 + (10 if action else 0)
+        overhead = _size(src) + _size(target) + len(verb) + 8 + (10 if action else 0)
         out = []
         for part in _chunks(text, MAX_LINE - overhead):
             body = f"\x01ACTION {part}\x01" if action else part
@@ -1479,18 +1484,19 @@ class IrcDoor:
         chan = "#" + room
         kind = "*" if private else "="
         full = "userhost-in-names" in self.caps
-        head = len(self.info.server) + len(self._me()) + len(chan) + 20
+        head = _size(self.info.server) + _size(self._me()) + _size(chan) + 20
         out: list[bytes] = []
         batch: list[str] = []
         size = head
         for m in members:
             u = m.user  # type: ignore[attr-defined]
             word = self._rank(m.modes) + (prefix(u) if full else u.name)  # type: ignore[attr-defined]
-            if batch and size + len(word) + 1 > MAX_LINE - 2:
+            width = _size(word)
+            if batch and size + width + 1 > MAX_LINE - 2:
                 out.append(self._num(n.RPL_NAMREPLY, kind, chan, " ".join(batch)))
                 batch, size = [], head
             batch.append(word)
-            size += len(word) + 1
+            size += width + 1
         if batch:
             out.append(self._num(n.RPL_NAMREPLY, kind, chan, " ".join(batch)))
         out.append(self._num(n.RPL_ENDOFNAMES, chan, "End of /NAMES list"))
@@ -1693,7 +1699,8 @@ def _plain_privmsg(ev: Message) -> bytes | None:
     src = f"{s.name}!{s.username}@{s.host}"
     # Where ``_message`` would split the text (its overhead, counted the same way).
     room = ev.room
-    limit = MAX_LINE - (len(src) + len(room) + 1 + len("PRIVMSG") + 8)
+    names = len(src) + len(room) if src.isascii() and room.isascii() else _size(src) + _size(room)
+    limit = MAX_LINE - (names + 1 + len("PRIVMSG") + 8)
     if len(text) * 4 > limit and len(text.encode()) > limit:
         return None
     trail = text if " " not in text and text[0] != ":" else ":" + text
