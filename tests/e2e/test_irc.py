@@ -1003,6 +1003,25 @@ def test_kick(user: Callable[..., IrcClient]) -> None:
     assert victim.num("404").params[1] == "#kicks"
 
 
+def test_whois_of_someone_in_many_channels_and_long_away_stays_in_512_byte_lines(
+    user: Callable[..., IrcClient],
+) -> None:
+    busy = user("manychan")
+    chans = [f"#channel-number-{i:03d}-long" for i in range(30)]
+    busy.join(*chans[:15])
+    busy.join(*chans[15:])
+    busy.send("AWAY :" + "é" * 250)  # 500 bytes: a 301 with it would pass 512
+    busy.num("306")
+    looker = user("looker")
+    looker.send("WHOIS manychan")
+    got = looker.until(lambda m: m.command == "318")
+    listed = [w.lstrip("@") for m in got if m.command == "319" for w in m.last.split()]
+    assert sorted(listed) == chans
+    assert all(len(m.raw.encode()) + 2 <= 512 for m in got), max(len(m.raw.encode()) for m in got)
+    (away,) = [m for m in got if m.command == "301"]
+    assert away.last and set(away.last) == {"é"}
+
+
 def test_one_kick_puts_out_several_people(user: Callable[..., IrcClient]) -> None:
     op = user("mkop")
     tokens = isupport(op.seen)

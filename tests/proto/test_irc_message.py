@@ -416,3 +416,18 @@ def test_a_middle_parameter_that_could_not_be_read_back_is_made_readable(
 def test_built_lines_always_read_back_with_as_many_parameters(middle: list[str], last: str) -> None:
     raw = build("401", *middle, last)
     assert len(parse(raw[:-2]).params) == len(middle) + 1
+
+
+def test_a_long_unicode_topic_from_another_door_is_cut_by_bytes() -> None:
+    from salas.core.events import TopicChanged, TopicIs
+    from salas.core.model import UserRef
+    from salas.proto.irc.door import IrcDoor
+
+    door = IrcDoor(1, "127.0.0.1", 5000)
+    topic = "日" * 390  # 390 characters, as the line door allows: 1170 bytes
+    ann = UserRef(2, "ann", "~ann", "127.0.0.1")
+    for ev in (TopicChanged("tas", topic, ann, 1.0), TopicIs("tas", topic, "ann", 1.0)):
+        first = door._render(ev).split(b"\r\n")[0]  # TOPIC, or 332 (then 333)
+        assert len(first) + 2 <= 512
+        shown = parse(first).params[-1]
+        assert len(shown) > 100 and topic.startswith(shown)

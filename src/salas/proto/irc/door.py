@@ -84,6 +84,8 @@ from salas.proto.texts import error_text
 CHANLIMIT = 100
 USERLEN = 10
 KICKLEN = 390
+#: Bytes of channel names in one WHOIS 319 line (with the server, both nicks and the rest).
+WHOIS_CHANNELS_BYTES = 400
 AWAYLEN = 390
 MAXTARGETS = 4
 MODES_PER_LINE = 6
@@ -1104,16 +1106,18 @@ class IrcDoor:
             case TopicIs(room=room, topic=topic, by=by, time=ts):
                 if not topic:
                     return self._num(n.RPL_NOTOPIC, "#" + room, "No topic is set")
-                return self._num(n.RPL_TOPIC, "#" + room, topic) + self._num(
+                return self._num(n.RPL_TOPIC, "#" + room, _short(topic, TOPIC_MAX)) + self._num(
                     n.RPL_TOPICWHOTIME, "#" + room, by or server, str(int(ts))
                 )
             case TopicChanged(room=room, topic=topic, by=by):
+                topic = _short(topic, TOPIC_MAX)
                 return build("TOPIC", "#" + room, topic, source=prefix(by), tags=self._tags())
             case RoomList(rooms=rooms):
                 out = [self._num(n.RPL_LISTSTART, "Channel", "Users  Name")]
                 for r in rooms:
                     modes = "[+" + r.modes + "] "
-                    out.append(self._num(n.RPL_LIST, "#" + r.name, str(r.count), modes + r.topic))
+                    topic = _short(r.topic, TOPIC_MAX - 30)  # a LIST line says more around it
+                    out.append(self._num(n.RPL_LIST, "#" + r.name, str(r.count), modes + topic))
                 out.append(self._num(n.RPL_LISTEND, "End of /LIST"))
                 return b"".join(out)
             case UserList(room=room, users=people):
@@ -1517,19 +1521,25 @@ class IrcDoor:
 
     def _whois(self, u: UserInfo, rooms: tuple[tuple[str, str], ...]) -> bytes:
         out = [self._num(n.RPL_WHOISUSER, u.name, u.username, u.host, "*", u.realname)]
-        if rooms:
-            out.append(
-                self._num(
-                    n.RPL_WHOISCHANNELS, u.name, " ".join(rank + "#" + r for r, rank in rooms)
-                )
-            )
+        # Someone in many rooms: as many 319 lines as it takes (each within 512 bytes).
+        line: list[str] = []
+        size = 0
+        for r, rank in rooms:
+            word = rank + "#" + r
+            if line and size + _size(word) > WHOIS_CHANNELS_BYTES:
+                out.append(self._num(n.RPL_WHOISCHANNELS, u.name, " ".join(line)))
+                line, size = [], 0
+            line.append(word)
+            size += _size(word) + 1
+        if line:
+            out.append(self._num(n.RPL_WHOISCHANNELS, u.name, " ".join(line)))
         out.append(self._num(n.RPL_WHOISSERVER, u.name, self.info.server, self.info.description))
         if u.oper:
             out.append(self._num(n.RPL_WHOISOPERATOR, u.name, "is an IRC operator"))
         if u.account:
             out.append(self._num(n.RPL_WHOISACCOUNT, u.name, u.account, "is logged in as"))
         if u.away:
-            out.append(self._num(n.RPL_AWAY, u.name, u.away))
+            out.append(self._num(n.RPL_AWAY, u.name, _short(u.away)))
         if u.door != "irc":
             out.append(
                 self._num(n.RPL_WHOISSPECIAL, u.name, f"is connected through the {u.door} door")
