@@ -924,6 +924,9 @@ def test_operator_sets_limit_key_and_privacy(tas: Hub) -> None:
 
 def test_modes_that_change_nothing_tell_nobody(tas: Hub) -> None:
     assert tas.handle(1, c.SetModes("tas", (mode(True, "t"), mode(True, "n"))), 1.0) == []
+    tas.handle(1, c.SetModes("tas", (mode(True, "l", "5"), mode(True, "k", "sesame"))), 1.0)
+    again = (mode(True, "l", "5"), mode(True, "k", "sesame"))
+    assert tas.handle(1, c.SetModes("tas", again), 2.0) == []
 
 
 @pytest.mark.parametrize(
@@ -935,7 +938,9 @@ def test_modes_that_change_nothing_tell_nobody(tas: Hub) -> None:
         ((mode(True, "l", "²"),), e.LimitInvalid("²")),
         ((mode(True, "l", str(MAX_LIMIT + 1)),), e.LimitInvalid(str(MAX_LIMIT + 1))),
         ((mode(True, "k"),), e.ModeArgMissing("k")),
-        ((mode(True, "k", "a b"),), e.ModeArgMissing("k")),
+        ((mode(True, "k", "a b"),), e.ModeArgInvalid("k", "no spaces, commas or colons in a key")),
+        ((mode(True, "k", "k" * 33),), e.ModeArgInvalid("k", "at most 32 characters")),
+        ((mode(True, "b", "m" * 151),), e.ModeArgInvalid("b", "at most 150 characters")),
         ((mode(True, "o"),), e.ModeArgMissing("o")),
         ((mode(True, "o", "nobody"),), e.NoSuchUser("nobody")),
         ((mode(True, "v", "carol"),), e.UserNotInRoom("carol", "tas")),

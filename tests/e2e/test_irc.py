@@ -953,6 +953,16 @@ def test_bans(user: Callable[..., IrcClient]) -> None:
     m = op.expect(lambda m: m.command == "MODE" and m.params[1] == "-b")
     assert m.params == ["#banned", "-b", "badguy!*@*"]
     bad.join("#banned")
+    # A change beside a bare "b" is made, and the list follows it.
+    op.send("MODE #banned +vb badguy")
+    m = op.expect(lambda m: m.command == "MODE")
+    assert m.params == ["#banned", "+v", "badguy"]
+    op.num("368")
+    # A ban mask past its bound, and a key with a space, are refused with 696.
+    op.send("MODE #banned +b " + "m" * 151)
+    assert op.num("696").params[1:4] == ["#banned", "b", "m" * 151]
+    op.send("MODE #banned +k :a b")
+    assert op.num("696").params[1:4] == ["#banned", "k", "a_b"]
 
 
 def test_op_voice_and_multi_prefix(user: Callable[..., IrcClient]) -> None:

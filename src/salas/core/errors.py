@@ -130,6 +130,12 @@ class ModeArgMissing(ChatError):
 
 
 @dataclass(eq=True)
+class ModeArgInvalid(ChatError):
+    mode: str
+    reason: str
+
+
+@dataclass(eq=True)
 class BanListFull(ChatError):
     room: str
 

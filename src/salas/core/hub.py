@@ -62,6 +62,8 @@ from salas.core.events import (
 )
 from salas.core.model import Call, Member, Room, RoomInfo, User, UserInfo, UserRef
 from salas.core.names import (
+    KEY_MAX,
+    MASK_MAX,
     NAME_MAX,
     SERVICE_NAMES,
     TOPIC_MAX,
@@ -729,8 +731,13 @@ class Hub:
                     raise e.LimitInvalid(ch.arg)
             return
         if m == "k":
-            if ch.add and (not ch.arg or any(c in ch.arg for c in " ,:\x00")):
-                raise e.ModeArgMissing(m)
+            if ch.add:
+                if not ch.arg:
+                    raise e.ModeArgMissing(m)
+                if any(c in ch.arg for c in " ,:\x00"):
+                    raise e.ModeArgInvalid(m, "no spaces, commas or colons in a key")
+                if len(ch.arg) > KEY_MAX:
+                    raise e.ModeArgInvalid(m, f"at most {KEY_MAX} characters")
             return
         if m in "ov":
             if not ch.arg:
@@ -746,6 +753,8 @@ class Hub:
                 raise e.ModeArgMissing(m)
             if ch.add and len(room.bans) >= MAX_BANS:
                 raise e.BanListFull(room.name)
+            if ch.add and len(ch.arg) > MASK_MAX:
+                raise e.ModeArgInvalid(m, f"at most {MASK_MAX} characters")
             return
         raise e.UnknownMode(m)
 
@@ -761,6 +770,8 @@ class Hub:
         if m == "l":
             if add:
                 assert ch.arg is not None
+                if room.limit == int(ch.arg):
+                    return None
                 room.limit = int(ch.arg)
                 return c.ModeChange(True, m, ch.arg)
             if room.limit is None:
@@ -769,6 +780,8 @@ class Hub:
             return c.ModeChange(False, m)
         if m == "k":
             if add:
+                if room.password == ch.arg:
+                    return None
                 room.password = ch.arg
                 return ch
             if room.password is None:

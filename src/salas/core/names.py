@@ -17,6 +17,9 @@ NAME_MAX = 30
 ROOM_MAX = 49
 #: TOPICLEN, as common IRC servers advertise it.
 TOPIC_MAX = 390
+#: Longest room key, and ban mask (nick 30 + user 10 + host 64, and room to spare).
+KEY_MAX = 32
+MASK_MAX = 150
 
 _NAME_RE = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}\-]*\Z")
 # Letters and digits in any script, plus a few joiners. No spaces, commas,

@@ -71,6 +71,8 @@ def error_text(err: e.ChatError) -> str:
             return f"{m} is not a room mode"
         case e.ModeArgMissing(mode=m):
             return f"Mode {m} needs a value"
+        case e.ModeArgInvalid(mode=m, reason=why):
+            return f"The value of mode {m} was refused: {why}"
         case e.BanListFull(room=r):
             return f"The ban list of {r} is full"
         case e.RoomProtected(room=r):

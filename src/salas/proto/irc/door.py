@@ -57,7 +57,15 @@ from salas.core.events import (
     WhoisReply,
 )
 from salas.core.model import UserInfo, UserRef
-from salas.core.names import NAME_MAX, ROOM_MAX, TOPIC_MAX, fold, valid_name, valid_room
+from salas.core.names import (
+    KEY_MAX,
+    NAME_MAX,
+    ROOM_MAX,
+    TOPIC_MAX,
+    fold,
+    valid_name,
+    valid_room,
+)
 from salas.proto.door import Deferred, Input
 from salas.proto.irc import chanserv, chathistory, nickserv
 from salas.proto.irc import numerics as n
@@ -125,6 +133,7 @@ def isupport(info: IrcInfo) -> list[str]:
         f"CHATHISTORY={info.history_max}",
         "ELIST=",
         "HOSTLEN=64",
+        f"KEYLEN={KEY_MAX}",
         f"KICKLEN={KICKLEN}",
         "MAXLIST=b:100",
         f"MODES={MODES_PER_LINE}",
@@ -764,6 +773,7 @@ class IrcDoor:
         changes: list[c.ModeChange] = []
         args = list(line.params[2:])
         add = True
+        list_bans = False
         for ch in line.params[1]:
             if ch in "+-":
                 add = ch == "+"
@@ -771,7 +781,8 @@ class IrcDoor:
             if ch in LIST_MODES + ARG_MODES + PREFIX_MODES or (ch in SET_ARG_MODES and add):
                 arg = args.pop(0) if args else None
                 if ch == "b" and arg is None:
-                    return [c.ListBans(room)]
+                    list_bans = True  # after the changes beside it (MODE #c +ob nick)
+                    continue
                 if ch == "k" and not add and arg is None:
                     arg = "*"
                 changes.append(c.ModeChange(add, ch, arg))
@@ -781,6 +792,12 @@ class IrcDoor:
                 return [self._local(self._num(n.ERR_UNKNOWNMODE, ch, "is unknown mode char to me"))]
             if len(changes) >= MODES_PER_LINE:
                 break
+        if list_bans:
+            return (
+                [c.SetModes(room, tuple(changes)), c.ListBans(room)]
+                if changes
+                else [c.ListBans(room)]
+            )
         if not changes:
             return [c.SetModes(room)]
         return [c.SetModes(room, tuple(changes))]
@@ -1646,6 +1663,9 @@ class IrcDoor:
                 return self._num(n.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
             case e.BanListFull(room=room):
                 return self._num(n.ERR_BANLISTFULL, "#" + room, "b", "Channel ban list is full")
+            case e.ModeArgInvalid(mode=m, reason=why) if isinstance(cmd, c.SetModes):
+                arg = next((x.arg for x in cmd.changes if x.mode == m and x.arg), "*")
+                return self._num(n.ERR_INVALIDMODEPARAM, "#" + cmd.room, m, arg, why)
             case e.RoomProtected(room=room):
                 return self._num(
                     n.ERR_CHANOPRIVSNEEDED, "#" + room, "The lobby stays open to everyone"
