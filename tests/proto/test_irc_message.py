@@ -431,3 +431,13 @@ def test_a_long_unicode_topic_from_another_door_is_cut_by_bytes() -> None:
         assert len(first) + 2 <= 512
         shown = parse(first).params[-1]
         assert len(shown) > 100 and topic.startswith(shown)
+
+
+def test_a_long_broadcast_is_several_notices_within_512_bytes() -> None:
+    from salas.core.events import ServerNotice
+    from salas.proto.irc.door import IrcDoor
+
+    text = "w" * 470 + " " + "é" * 900
+    lines = IrcDoor(1, "127.0.0.1", 5000)._render(ServerNotice(text, "root")).split(b"\r\n")[:-1]
+    assert len(lines) > 1 and all(len(line) + 2 <= 512 for line in lines)
+    assert "".join(parse(line).params[-1] for line in lines) == "[root] " + text

@@ -92,6 +92,8 @@ from salas.proto.texts import error_text
 CHANLIMIT = 100
 USERLEN = 10
 KICKLEN = 390
+#: Bytes of a server notice's text in one line (the rest of the line is short).
+NOTICE_BYTES = 400
 #: Bytes of channel names in one WHOIS 319 line (with the server, both nicks and the rest).
 WHOIS_CHANNELS_BYTES = 400
 AWAYLEN = 390
@@ -1207,12 +1209,12 @@ class IrcDoor:
                     return build("AWAY", _short(text), source=prefix(u), tags=self._tags())
                 return build("AWAY", source=prefix(u), tags=self._tags())
             case ServerNotice(text=text, by=by):
-                return build(
-                    "NOTICE",
-                    self._me(),
-                    (f"[{by}] " if by else "") + text,
-                    source=server,
-                    tags=self._tags(),
+                # A broadcast from another door may be 4000 bytes: as many lines as it takes.
+                tags = self._tags()
+                body = (f"[{by}] " if by else "") + text
+                return b"".join(
+                    build("NOTICE", self._me(), part, source=server, tags=tags)
+                    for part in _chunks(body, NOTICE_BYTES)
                 )
             case Echoed(text=text):
                 return self._notice(text)
