@@ -459,13 +459,19 @@ def test_seed_002_transcript() -> None:
     assert w.read(2) == ["Panda has left"]
 
 
-def test_a_message_with_control_characters_is_refused_not_made_a_ctcp_request() -> None:
+def panda_and_alice_in(room: str) -> World:
+    """Panda creates ``room`` and Alice joins it (Panda has read that she did)."""
     w = World()
     w.connect(1, "Panda")
     w.connect(2, "Alice")
-    w.send(1, "/create tas")
-    w.send(2, "/join tas")
+    w.send(1, f"/create {room}")
+    w.send(2, f"/join {room}")
     w.read(1)
+    return w
+
+
+def test_a_message_with_control_characters_is_refused_not_made_a_ctcp_request() -> None:
+    w = panda_and_alice_in("tas")
     w.send(2, "\x01ACTION fakes\x01")
     assert w.read(2) == ["Not sent: control characters."]
     w.send(2, "plain")
@@ -473,12 +479,7 @@ def test_a_message_with_control_characters_is_refused_not_made_a_ctcp_request() 
 
 
 def test_a_failed_join_keeps_the_current_channel() -> None:
-    w = World()
-    w.connect(1, "Panda")
-    w.connect(2, "Alice")
-    w.send(1, "/create cs168_tas")
-    w.send(2, "/join cs168_tas")
-    w.read(1)
+    w = panda_and_alice_in("cs168_tas")
     w.send(2, "/join nowhere")
     assert w.read(2) == ["No channel named nowhere exists. Try '/create nowhere'?"]
     w.send(2, "/create cs168_tas")
