@@ -354,6 +354,20 @@ def test_a_history_request_is_checked_then_handed_on(pair: Hub) -> None:
     assert (ev.target, ev.room_id, ev.limit, ev.tag) == ("tas", room.id, 1000, "t1")
 
 
+def test_a_private_history_request_names_the_peers_account_and_when_mine_was_made(
+    pair: Hub,
+) -> None:
+    pair.register_account(1, "$argon2id$a", 3.0)  # alice's account, made at 3.0
+    pair.register_account(2, "$argon2id$b", 4.0)
+    pair.handle(2, c.Rename("bobby"), 5.0)  # bob, logged in, under another nick
+    (d,) = pair.handle(1, c.FetchHistory("bob", False, 10), 6.0)
+    assert isinstance(d.event, HistoryWanted)
+    assert (d.event.peer_account, d.event.since) == ("bob", 3.0)
+    (d,) = pair.handle(1, c.FetchHistory("carol", False, 10), 6.0)  # not registered
+    assert isinstance(d.event, HistoryWanted)
+    assert (d.event.peer_account, d.event.since) == (None, 3.0)
+
+
 def test_history_of_a_private_room_is_for_its_members(pair: Hub) -> None:
     pair.handle(1, c.SetModes("tas", (c.ModeChange(True, "i"),)), 3.0)
     register(pair, 3, "carol")

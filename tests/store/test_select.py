@@ -123,7 +123,13 @@ def question(draw: st.DrawFn, ids: list[int], at: list[float]) -> HistoryWanted:
         name = ROOMS.get(room_id, "empty")
         return HistoryWanted(name, room_id, "me", None, mode, start, end, limit)
     account, other = pick(draw, NAMES), pick(draw, NAMES)
-    return HistoryWanted(other, 0, account, account, mode, start, end, limit)
+    # The other's account when the name is registered (maybe under another
+    # spelling of it), and when the asker's account was made.
+    peer = pick(draw, NAMES) if draw(st.booleans()) else None
+    since = pick(draw, at) if at and draw(st.booleans()) else 0.0
+    return HistoryWanted(
+        other, 0, account, account, mode, start, end, limit, peer_account=peer, since=since
+    )
 
 
 @st.composite
@@ -135,11 +141,23 @@ def cases(draw: st.DrawFn) -> Case:
     return rooms, private, records, asked
 
 
-def in_conversation(p: Private, account: str, other: str) -> bool:
+def in_conversation(
+    p: Private, account: str, other: str, peer: str | None = None, since: float = 0.0
+) -> bool:
     """Account ``account``'s conversation with ``other``: what the account sent
-    to that name, and what that name sent to the account (ASCII case-insensitive)."""
-    sent = fold(p.sender.account or "\0") == fold(account) and fold(p.target.name) == fold(other)
-    got = fold(p.target.account or "\0") == fold(account) and fold(p.sender.name) == fold(other)
+    to that name, and what that name sent to the account (ASCII case-insensitive),
+    since the account was made. When ``other`` is the name of account ``peer``,
+    that account is who ``other`` is wherever it was logged in, whatever its nick."""
+
+    def is_other(ref: UserRef) -> bool:
+        if peer is not None and ref.account:
+            return fold(ref.account) == fold(peer)
+        return fold(ref.name) == fold(other)
+
+    if p.time < since:
+        return False
+    sent = fold(p.sender.account or "\0") == fold(account) and is_other(p.target)
+    got = fold(p.target.account or "\0") == fold(account) and is_other(p.sender)
     return sent or got
 
 
@@ -149,7 +167,9 @@ def expected(rooms: list[Message], private: list[Private], w: HistoryWanted) -> 
         items = [m for m in rooms if m.room == ROOMS.get(w.room_id)]
     else:
         assert w.account is not None
-        items = [p for p in private if in_conversation(p, w.account, w.target)]
+        items = [
+            p for p in private if in_conversation(p, w.account, w.target, w.peer_account, w.since)
+        ]
     return tuple(select(items, w.mode, w.start, w.end, w.limit))
 
 

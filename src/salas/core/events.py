@@ -329,6 +329,12 @@ class HistoryWanted:
     end: Bound | None
     limit: int
     tag: str = ""
+    #: A private conversation: the other person's account when the name is
+    #: registered (their messages under other nicks count), and when the
+    #: asker's account was made (a name deleted and registered again by
+    #: someone else doesn't bring the old owner's conversations with it).
+    peer_account: str | None = None
+    since: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +362,8 @@ class TargetsWanted:
     limit: int
     tag: str = ""
     newest: bool = False
+    #: When the asker's account was made: older private messages are another owner's.
+    account_since: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

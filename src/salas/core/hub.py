@@ -1013,10 +1013,25 @@ class Hub:
             if not valid_name(cmd.target):
                 raise e.NoSuchUser(cmd.target)
             target, room_id = cmd.target, 0
+        peer = self.account_named(target) if not room_id else None
         wanted = HistoryWanted(
-            target, room_id, user.name, user.account, cmd.mode, cmd.start, cmd.end, limit, cmd.tag
+            target,
+            room_id,
+            user.name,
+            user.account,
+            cmd.mode,
+            cmd.start,
+            cmd.end,
+            limit,
+            cmd.tag,
+            peer_account=peer.name if peer is not None else None,
+            since=self._account_since(user) if not room_id else 0.0,
         )
         out.append(Delivery((user.sid,), wanted))
+
+    def _account_since(self, user: User) -> float:
+        mine = self.account_named(user.account) if user.account else None
+        return mine.created_at if mine is not None else 0.0
 
     def _fetch_targets(
         self, user: User, cmd: c.FetchTargets, now: float, out: list[Delivery]
@@ -1024,7 +1039,15 @@ class Hub:
         rooms = tuple((room.id, room.name) for room in user.rooms.values())
         limit = max(1, min(cmd.limit, self.settings.history_max))
         wanted = TargetsWanted(
-            user.name, user.account, rooms, cmd.since, cmd.until, limit, cmd.tag, cmd.newest
+            user.name,
+            user.account,
+            rooms,
+            cmd.since,
+            cmd.until,
+            limit,
+            cmd.tag,
+            cmd.newest,
+            self._account_since(user),
         )
         out.append(Delivery((user.sid,), wanted))
 

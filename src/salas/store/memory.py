@@ -14,6 +14,7 @@ from salas.core.events import (
     Private,
     TargetsWanted,
 )
+from salas.core.model import UserRef
 from salas.core.names import fold
 from salas.core.records import Loaded, Record
 from salas.store.base import OnWritten, Reply, select
@@ -22,12 +23,24 @@ from salas.store.base import OnWritten, Reply, select
 DEFAULT_CAP = 10_000
 
 
-def private_between(p: Private, account: str, other: str) -> bool:
-    """Is ``p`` part of account ``account``'s conversation with ``other`` (both folded)?"""
+def private_between(
+    p: Private, account: str, other: str, peer: str | None = None, since: float = 0.0
+) -> bool:
+    """Is ``p`` part of account ``account``'s conversation with ``other``
+    (all folded)? ``peer``: the other's account, which then decides for
+    messages they sent or got while logged in; ``since``: when ``account`` was made."""
+    if p.time < since:
+        return False
     s, t = p.sender, p.target
-    return (fold(s.account or "") == account and fold(t.name) == other) or (
-        fold(t.account or "") == account and fold(s.name) == other
+    return (fold(s.account or "") == account and _is_peer(t, other, peer)) or (
+        fold(t.account or "") == account and _is_peer(s, other, peer)
     )
+
+
+def _is_peer(ref: UserRef, other: str, peer: str | None) -> bool:
+    if peer is not None and ref.account:
+        return fold(ref.account) == peer
+    return fold(ref.name) == other
 
 
 class MemoryStore:
@@ -75,7 +88,8 @@ class MemoryStore:
             found = tuple(select(kept, w.mode, w.start, w.end, w.limit))
         else:
             me, other = fold(w.account or ""), fold(w.target)
-            talk = [p for p in self.private if private_between(p, me, other)]
+            peer = fold(w.peer_account) if w.peer_account else None
+            talk = [p for p in self.private if private_between(p, me, other, peer, w.since)]
             found = tuple(select(talk, w.mode, w.start, w.end, w.limit))
         reply(HistoryReply(w.target, bool(w.room_id), found, "request", w.tag))
 
@@ -86,8 +100,9 @@ class MemoryStore:
             if times:
                 found["#" + fold(name)] = (name, True, max(times))
         me = fold(w.account or "")
+        since = max(w.since, w.account_since)
         for p in self.private if me else ():
-            if not w.since <= p.time <= w.until:
+            if not since <= p.time <= w.until:
                 continue
             if fold(p.sender.account or "") == me:
                 peer = p.target.name

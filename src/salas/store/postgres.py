@@ -613,11 +613,23 @@ async def _history(conn: asyncpg.Connection, w: HistoryWanted) -> HistoryReply:
     else:
         table, columns = "private_messages", _PRIVATE_COLUMNS
         me, other = fold(w.account or ""), fold(w.target)
-        where = (
-            f"({_fold('account')} = $1 AND {_fold('target')} = $2)"
-            f" OR ({_fold('target_account')} = $1 AND {_fold('sender')} = $2)"
-        )
-        args = [me, other]
+        if w.peer_account:
+            # ``memory.private_between`` in SQL: the other's account decides
+            # where it was logged in, its name where it wasn't.
+            where = (
+                f"(({_fold('account')} = $1 AND ({_fold('target_account')} = $3"
+                f" OR (target_account IS NULL AND {_fold('target')} = $2)))"
+                f" OR ({_fold('target_account')} = $1 AND ({_fold('account')} = $3"
+                f" OR (account IS NULL AND {_fold('sender')} = $2)))) AND time >= $4"
+            )
+            args = [me, other, fold(w.peer_account), w.since]
+        else:
+            where = (
+                f"(({_fold('account')} = $1 AND {_fold('target')} = $2)"
+                f" OR ({_fold('target_account')} = $1 AND {_fold('sender')} = $2))"
+                " AND time >= $3"
+            )
+            args = [me, other, w.since]
 
     async def run(bounds: list[tuple[Bound, str]], newest_first: bool, limit: int) -> list[Any]:
         clauses, values = [f"({where})"], list(args)
@@ -683,7 +695,7 @@ async def _targets(conn: asyncpg.Connection, w: TargetsWanted) -> HistoryTargets
             f" WHERE ({_fold('account')} = $1 OR {_fold('target_account')} = $1)"
             " AND time >= $2 AND time <= $3 GROUP BY sender, account, target",
             me,
-            w.since,
+            max(w.since, w.account_since),
             w.until,
         ):
             peer = target if fold(account or "") == me else sender

@@ -619,11 +619,23 @@ def _history(db: sqlite3.Connection, w: HistoryWanted) -> HistoryReply:
     else:
         table, columns = "private_messages", _PRIVATE_COLUMNS
         me, other = fold(w.account or ""), fold(w.target)
-        where = (
-            "(lower(account) = ? AND lower(target) = ?)"
-            " OR (lower(target_account) = ? AND lower(sender) = ?)"
-        )
-        args = [me, other, me, other]
+        if w.peer_account:
+            # ``memory.private_between`` in SQL: the other's account decides
+            # where it was logged in, its name where it wasn't.
+            peer = fold(w.peer_account)
+            where = (
+                "((lower(account) = ? AND (lower(target_account) = ?"
+                " OR (target_account IS NULL AND lower(target) = ?)))"
+                " OR (lower(target_account) = ? AND (lower(account) = ?"
+                " OR (account IS NULL AND lower(sender) = ?)))) AND time >= ?"
+            )
+            args = [me, peer, other, me, peer, other, w.since]
+        else:
+            where = (
+                "((lower(account) = ? AND lower(target) = ?)"
+                " OR (lower(target_account) = ? AND lower(sender) = ?)) AND time >= ?"
+            )
+            args = [me, other, me, other, w.since]
 
     def run(extra: list[tuple[str, float | int]], newest_first: bool, limit: int) -> list[Any]:
         clauses = " AND ".join([f"({where})", *(c for c, _ in extra)])
@@ -679,7 +691,7 @@ def _targets(db: sqlite3.Connection, w: TargetsWanted) -> HistoryTargets:
             "SELECT sender, account, target, max(time) FROM private_messages"
             " WHERE (lower(account) = ? OR lower(target_account) = ?)"
             " AND time >= ? AND time <= ? GROUP BY sender, target",
-            [me, me, w.since, w.until],
+            [me, me, max(w.since, w.account_since), w.until],
         ):
             peer = target if fold(account or "") == me else sender
             old = peers.get(fold(peer))

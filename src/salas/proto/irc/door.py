@@ -1211,10 +1211,10 @@ class IrcDoor:
             case ServerNotice(text=text, by=by):
                 # A broadcast from another door may be 4000 bytes: as many lines as it takes.
                 tags = self._tags()
-                body = (f"[{by}] " if by else "") + text
+                said = (f"[{by}] " if by else "") + text
                 return b"".join(
                     build("NOTICE", self._me(), part, source=server, tags=tags)
-                    for part in _chunks(body, NOTICE_BYTES)
+                    for part in _chunks(said, NOTICE_BYTES)
                 )
             case Echoed(text=text):
                 return self._notice(text)
