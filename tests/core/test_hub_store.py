@@ -135,6 +135,29 @@ def test_a_newcomer_is_shown_the_last_messages_after_the_names(pair: Hub) -> Non
     assert not any(isinstance(ev, HistoryReply) for ev in events(out, 1))
 
 
+def joined_playback(hub: Hub, sid: int, name: str, now: float) -> list[str]:
+    """What ``name`` (a newcomer) is shown on joining tas."""
+    register(hub, sid, name)
+    shown = events(hub.handle(sid, c.Join("tas"), now), sid)
+    return [m.text for ev in shown if isinstance(ev, HistoryReply) for m in ev.messages]
+
+
+def test_a_newcomer_is_shown_no_more_than_retention_keeps() -> None:
+    hub = Hub(HubSettings(history_on_join=20, history_kept=3), seed=1)
+    register(hub, 1, "alice")
+    hub.handle(1, c.Create("tas"), 1.0)
+    for i in range(6):
+        said(hub, 1, f"m{i}")
+    assert joined_playback(hub, 2, "bob", 9.0) == ["m3", "m4", "m5"]
+
+
+def test_a_newcomer_is_not_shown_what_retention_by_age_dropped(pair: Hub) -> None:
+    for i in range(3):
+        said(pair, 1, f"m{i}", 10.0 * (i + 1))  # at 10, 20 and 30
+    pair.forget_before(25.0)
+    assert joined_playback(pair, 3, "carol", 40.0) == ["m2"]
+
+
 def test_no_history_shown_when_the_setting_is_zero() -> None:
     hub = Hub(HubSettings(history_on_join=0), seed=1)
     register(hub, 1, "alice")

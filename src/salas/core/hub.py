@@ -127,6 +127,8 @@ class HubSettings:
     history_on_join: int = 20
     #: Most messages one history request may return.
     history_max: int = 1000
+    #: ``[history] retention_messages``: a newcomer is never shown more (0: no cap).
+    history_kept: int = 0
     #: Direct calls and file offers allowed ([direct] enabled).
     direct: bool = True
     #: Seconds a call may ring unanswered.
@@ -336,9 +338,18 @@ class Hub:
         tail = room.recent
         if tail is None:
             n = self.settings.history_on_join
+            if self.settings.history_kept:
+                n = min(n, self.settings.history_kept)
             stored = self._recent(room.id, room.name, n) if self._recent and n and room.id else []
             tail = room.recent = deque(stored, maxlen=n)
         return tail
+
+    def forget_before(self, cutoff: float) -> None:
+        """Retention by age: what the store drops, newcomers aren't shown either."""
+        for room in self.rooms.values():
+            tail = room.recent
+            while tail and tail[0].time < cutoff:
+                tail.popleft()
 
     def lasting(self, room: Room) -> bool:
         """Rooms that stay when empty: the lobby, rooms the admin console made,

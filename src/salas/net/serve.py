@@ -105,6 +105,7 @@ async def _serve(config: Config, data_dir: Path, recent: Recent | None = None) -
         empty_room_ttl=lim.empty_room_ttl,
         history_on_join=config.history.on_join,
         history_max=config.history.max_request,
+        history_kept=config.history.retention_messages,
         direct=config.direct.enabled,
         offer_ttl=config.direct.offer_ttl,
     )

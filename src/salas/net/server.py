@@ -988,7 +988,11 @@ class Server:
         return bound
 
     def _prune_history(self) -> None:
-        self.store.prune(time.time())
+        now = time.time()
+        self.store.prune(now)
+        days = self.config.history.retention_days
+        if days > 0:
+            self.hub.forget_before(now - days * 86400)
         self._prune = self.loop.call_later(PRUNE_PERIOD, self._prune_history)
 
     def _sweep(self) -> None:
