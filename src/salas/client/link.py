@@ -46,16 +46,21 @@ class Target:
 def parse_url(url: str) -> Target:
     if "://" not in url:
         url = "line://" + url
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:  # an unclosed "[" of an IPv6 address, say
+        raise UrlError(f"{url}: {err}") from err
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise UrlError(
             f"{url}: expected line://HOST:PORT, cs168://HOST:PORT or ws://HOST:PORT/chat"
         )
     try:
-        port = parts.port or DEFAULT_PORTS[scheme]
-    except ValueError as err:
-        raise UrlError(f"{url}: the port must be a number from 0 to 65535") from err
+        port = parts.port if parts.port is not None else DEFAULT_PORTS[scheme]
+    except ValueError:
+        port = 0
+    if not port:  # a server's port, so not 0 either
+        raise UrlError(f"{url}: the port must be a number from 1 to 65535")
     path = ""
     if scheme in ("ws", "wss"):
         path = parts.path or WS_PATH
