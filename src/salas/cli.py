@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -21,8 +22,18 @@ def _runner(coro: Coroutine[Any, Any, int]) -> int:
         factory = uvloop.new_event_loop
     except ImportError:
         factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(coro)
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(coro)
+    except KeyboardInterrupt:
+        # Ctrl-C is a way to leave: what the client was doing has been cut
+        # short and cleaned up (a partial download removed); no traceback.
+        return 130
+    except BrokenPipeError:
+        # Output piped into something that stopped reading (``| head``). Later
+        # writes, down to the interpreter's own flush at exit, go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:

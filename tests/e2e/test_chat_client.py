@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -62,6 +63,39 @@ def test_pipe_mode_talks_and_quits_cleanly(server: RunningServer, pipe_chat) -> 
     assert erin.expect("< carol").startswith("< carol left tas (1 user online)")
     assert not any("disconnected" in line for line in carol.seen), carol.seen
     erin.close()
+
+
+def test_ctrl_c_leaves_without_a_traceback(server: RunningServer, pipe_chat) -> None:
+    carol = pipe_chat(line_url(server), "--name", "carol")
+    carol.expect("> You are now known as carol")
+    carol.proc.send_signal(signal.SIGINT)
+    assert carol.proc.wait(5 * TIME) == 130
+    assert carol.proc.stderr is not None
+    assert "Traceback" not in carol.proc.stderr.read().decode()
+
+
+def test_output_into_a_reader_that_stops_is_no_traceback(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    # ``salas chat URL | head -1``: the reader goes away after one line.
+    chat = subprocess.Popen(
+        [*salas_cmd(), "chat", line_url(server), "--name", "dana", "--room", "lobby"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=test_env(tmp_path),
+    )
+    assert chat.stdout is not None and chat.stdin is not None and chat.stderr is not None
+    chat.stdout.readline()
+    chat.stdout.close()
+    for _ in range(50):  # enough output to meet the closed pipe, then leave
+        with contextlib.suppress(BrokenPipeError):
+            chat.stdin.write(b"/who\n")
+            chat.stdin.flush()
+    with contextlib.suppress(BrokenPipeError):
+        chat.stdin.close()
+    assert chat.wait(10 * TIME) == 0
+    assert "Traceback" not in chat.stderr.read().decode()
 
 
 def server_goes_away(server: RunningServer, carol: PipeChat) -> None:
