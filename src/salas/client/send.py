@@ -20,6 +20,14 @@ CS168_SETTLE = 0.5
 
 
 async def send_one(target: Target, room: str, message: str, name: str | None) -> int:
+    if target.scheme == "cs168" and any(line.startswith("/") for line in message.splitlines()):
+        # The door would run it as a command, and it has no escape to say it.
+        print(
+            "salas send: the CS168 door takes a line that starts with / as a command,"
+            " so it can't be said there",
+            file=sys.stderr,
+        )
+        return 2
     try:
         link = await connect(target, name)
     except (OSError, TimeoutError):
