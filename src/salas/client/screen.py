@@ -88,13 +88,31 @@ class ChatCompleter(Completer):
                 yield Completion(item, start_position=-len(word))
 
 
+#: Commands that carry a password: never kept in the input history.
+SECRET_COMMANDS = ("/login", "/register", "/password", "/oper")
+
+
+def keeps_secret(line: str) -> bool:
+    word = line.split(" ", 1)[0].lower()
+    return word in SECRET_COMMANDS
+
+
+class _NoSecrets(FileHistory):
+    """The input history, without the lines that carry a password (in the
+    file, or for the Up arrow to bring back to someone else at the keyboard)."""
+
+    def append_string(self, string: str) -> None:
+        if not keeps_secret(string):
+            super().append_string(string)
+
+
 def _history() -> History:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     path = Path(base) / "salas" / "chat-history"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600, exist_ok=True)
-        return FileHistory(str(path))
+        return _NoSecrets(str(path))
     except OSError:
         return InMemoryHistory()
 
