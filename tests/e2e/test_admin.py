@@ -448,6 +448,28 @@ def test_broadcast_reaches_both_doors(data: Path, people: Any) -> None:
 # -- logs ----------------------------------------------------------------------------------
 
 
+def test_a_server_stopping_under_a_follower_ends_it_cleanly(tmp_path: Path) -> None:
+    srv = start_server(tmp_path, ("line",), config=CONFIG)
+    proc = subprocess.Popen(
+        salas_cmd("admin", "--data-dir", str(srv.data_dir), "logs", "--follow"),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=test_env(tmp_path),
+    )
+    try:
+        ProcLines(proc).expect("admin console")  # following: the start-up lines came
+        assert srv.stop() == 0
+        assert proc.wait(10 * TIME) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(5)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert not [line for line in srv.log if "Traceback" in line or "internal error" in line]
+
+
 def test_logs_and_follow(data: Path, people: Any) -> None:
     ok(data, "broadcast", "before following")
     lines = ok(data, "logs", "--lines", "3").splitlines()

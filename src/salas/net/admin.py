@@ -114,6 +114,7 @@ class AdminServer:
         self._listener: asyncio.AbstractServer | None = None
         self._inode: int | None = None
         self._consoles: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def listening(self) -> bool:
@@ -162,6 +163,11 @@ class AdminServer:
             self._listener.close()
         for writer in list(self._consoles):
             writer.close()
+        # Let each console's task see its socket close and end by itself: a
+        # task still running when the loop shuts down is cancelled, and
+        # asyncio's stream server then logs a traceback for it (Python 3.11).
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=2.0)
         with contextlib.suppress(OSError):
             if self._inode is not None and os.lstat(self.path).st_ino == self._inode:
                 self.path.unlink()
@@ -174,6 +180,10 @@ class AdminServer:
             writer.close()
             return
         self._consoles.add(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         by = _peer_name(writer.get_extra_info("socket"))
         try:
             while True:
@@ -245,21 +255,25 @@ class AdminServer:
             return
         recent.follow(follower)
         gone = asyncio.ensure_future(reader.read(1))
+        line_task: asyncio.Future[str] | None = None
         try:
             while not gone.done():
                 line_task = asyncio.ensure_future(queue.get())
                 await asyncio.wait({line_task, gone}, return_when=asyncio.FIRST_COMPLETED)
-                if not line_task.done():
-                    line_task.cancel()
+                if not line_task.done() or writer.is_closing():
                     break
                 if skipped:
                     writer.write(wire.encode({"log": f"... {skipped} lines skipped"}))
                     skipped = 0
                 writer.write(wire.encode({"log": line_task.result()}))
                 await writer.drain()
+        except (ConnectionError, RuntimeError):
+            pass  # the console hung up, or the server is closing its socket as it stops
         finally:
             recent.unfollow(follower)
             gone.cancel()
+            if line_task is not None:
+                line_task.cancel()
 
     def _tail(self, args: dict[str, Any]) -> list[str]:
         n = args.get("lines", LOG_LINES_DEFAULT)
