@@ -109,6 +109,20 @@ def test_nick_msg_me_echo_topic_who(server: RunningServer) -> None:
     assert a.expect("known as") == "> bob is now known as robert"
 
 
+def test_echo_after_history_comes_after_its_answer(server: RunningServer) -> None:
+    a = welcome(server.port, "echoer")
+    a.send("/create echoes")
+    a.expect("> You joined echoes")
+    for i in range(5):
+        a.send(f"said {i}")
+    # One write: the history answer comes from the store, the echo at once.
+    a.send_raw(b"/history 30\n/echo BARRIER\n")
+    a.expect("BARRIER")
+    answer = a.seen[a.seen.index("BARRIER") - 7 :]
+    assert answer[0].startswith("> History of echoes (5 messages"), a.seen
+    assert answer[-2] == "> End of history of echoes"
+
+
 def test_leave_then_speak_is_an_error(server: RunningServer) -> None:
     a = welcome(server.port, "lea")
     a.send("/leave")

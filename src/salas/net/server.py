@@ -734,13 +734,19 @@ class Server:
         return batch
 
     def _ask_store(self, sid: int, wanted: HistoryWanted | TargetsWanted) -> None:
-        """History comes from the store, after what this turn has said so far."""
+        """History comes from the store, after what this turn has said so far.
+        What the asker sends next waits for the answer, so replies keep the
+        order of the requests (a line client's /echo after /history is a barrier)."""
         self._submit()
+        asker = self.conns.get(sid)
+        if asker is not None:
+            asker.pause()
 
         def reply(answer: HistoryReply | HistoryTargets) -> None:
             conn = self.conns.get(sid)
             if conn is not None:
                 conn.send(conn.door.render(answer))
+                conn.resume()
 
         self.store.query(wanted, reply)
 

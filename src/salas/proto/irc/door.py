@@ -1070,6 +1070,10 @@ class IrcDoor:
                 return fast
         if t is Closing:
             return self._render(ev)  # the connection closes now: no label will follow
+        if t is HistoryReply and ev.reason == "request" and self._label is not None:  # type: ignore[union-attr]
+            # The answer to the labeled CHATHISTORY still running: its batch
+            # carries the label itself (the label's own end adds nothing).
+            return self._render(ev)
         late = self._late_label
         if late is not None and (
             t in _ACCOUNT_ANSWERS
