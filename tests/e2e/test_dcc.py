@@ -141,6 +141,30 @@ def read_all(sock: socket.socket, timeout: float = 5.0) -> bytes:
     return data
 
 
+def test_a_receiver_that_hangs_up_early_is_no_success_for_the_sender(
+    server: RunningServer, chat: Callable[..., PipeChat], tmp_path: Path
+) -> None:
+    # The reset of a connection closed with data unread may not reach the
+    # sender; then the silence after the last acknowledgement tells it.
+    alice = chat(server, "alice", "--dcc-stall", "2")
+    bob = welcome(server.port, "bob")  # a bare line client that takes part of the file
+    src = tmp_path / "src" / "big.bin"
+    random_file(src, 300_000)  # all of it fits in loopback's socket buffers
+    alice.send(f"/send bob {src}")
+    m = OFFER_RE.match(bob.expect("> DCC from alice: SEND"))
+    assert m, bob.tail()
+    port, token = int(m.group(4)), m.group(6)
+    with socket.create_connection(("127.0.0.1", port), 5) as receiver:
+        receiver.sendall(token.encode() + b"\n")
+        receiver.settimeout(5 * TIME)
+        got = receiver.recv(10_000)
+        assert got
+        receiver.sendall(len(got).to_bytes(4, "big"))
+    alice.expect('> dcc: sending "big.bin" to bob')
+    assert "failed after" in alice.expect('"big.bin" to bob', timeout=10)
+    bob.close()
+
+
 def test_a_stranger_on_the_port_gets_nothing(
     server: RunningServer, chat: Callable[..., PipeChat], tmp_path: Path
 ) -> None:

@@ -686,10 +686,15 @@ class Direct:
         progress = Progress(self.show, name, size)
         final = (size & 0xFFFFFFFF).to_bytes(4, "big")
 
+        acked = False  # the receiver acknowledges what it got (not every client does)
+        written = 0  # handed to the socket: the receiver may acknowledge it before drain returns
+
         async def acks() -> None:
+            nonlocal acked
             while True:
                 got = await reader.readexactly(4)
-                if got == final and sent >= size:
+                acked = True
+                if got == final and written >= size:
                     return
 
         acking = asyncio.ensure_future(acks())
@@ -700,7 +705,10 @@ class Direct:
                     chunk = f.read(min(CHUNK, size - sent))
                     if not chunk:
                         raise TransferError("the file got shorter while it was being sent")
+                    if writer.is_closing():  # reset by the receiver (uvloop refuses the write)
+                        raise TransferError(f"{peer} closed the connection")
                     writer.write(chunk)
+                    written += len(chunk)
                     try:
                         await asyncio.wait_for(writer.drain(), stall)
                     except TimeoutError:
@@ -708,8 +716,19 @@ class Direct:
                     digest.update(chunk)
                     sent += len(chunk)
                     progress.update(sent)
-            with contextlib.suppress(TimeoutError, asyncio.IncompleteReadError, OSError):
+            try:
                 await asyncio.wait_for(asyncio.shield(acking), stall)
+            except (TimeoutError, asyncio.IncompleteReadError, OSError) as err:
+                # A receiver that acknowledges stopped before the last byte:
+                # it did not get the file. (One that never acknowledges can't
+                # be told apart from one that got it all.)
+                if acked:
+                    lost = (
+                        "closed the connection"
+                        if not isinstance(err, TimeoutError)
+                        else (f"acknowledged nothing more for {stall:g} s")
+                    )
+                    raise TransferError(f"{peer} {lost} before the end") from None
         except (TransferError, OSError) as err:
             why = err if isinstance(err, TransferError) else (err.strerror or "connection lost")
             self.show(f'! dcc: sending "{name}" to {peer} failed after {sent} bytes: {why}')
@@ -751,7 +770,10 @@ class Direct:
                     got += len(data)
                     # A sender that doesn't read acknowledgements gets no more of them
                     # while they pile up here (the last one is always sent).
-                    if got >= size or writer.transport.get_write_buffer_size() <= ACK_BUFFER:
+                    if writer.is_closing():  # the sender is gone: no one to acknowledge to
+                        if got < size:
+                            raise TransferError(f"{peer} closed the connection at {got} of {size}")
+                    elif got >= size or writer.transport.get_write_buffer_size() <= ACK_BUFFER:
                         writer.write(dcc.ack(got))
                     progress.update(got)
                 try:
