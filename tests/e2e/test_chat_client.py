@@ -322,6 +322,19 @@ def test_screen_mode(server: RunningServer, terminal) -> None:
     eve.close()
 
 
+def test_a_pasted_line_is_taken_as_if_typed(server: RunningServer, terminal) -> None:
+    eve = welcome(server.port, "eve")
+    term = terminal(line_url(server), "--name", "paula")
+    term.wait_text("paula in lobby")
+    # Bracketed paste of two lines, the second the client's own /quit.
+    term.send("\x1b[200~bye all\r/quit\x1b[201~\r")
+    assert eve.expect("[paula]") == "[paula] bye all"
+    assert eve.expect("< paula").startswith("< paula left lobby")
+    assert term.wait_exit() == 0
+    assert not any("has disconnected" in row for row in term.rows())  # asked for: no surprise
+    eve.close()
+
+
 def test_screen_mode_reports_the_server_going_away(server: RunningServer, terminal) -> None:
     term = terminal(line_url(server), "--name", "dave")
     term.wait_text("dave in lobby")

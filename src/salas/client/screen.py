@@ -213,15 +213,20 @@ async def _loop(
                 break
             if gone.is_set():
                 break
-            if not text.strip():
-                continue
-            if not cs168 and text.strip().lower().split(" ", 1)[0] == "/quit":
-                leaving = sent_quit = True
-                link.send(text)
+            # A paste of several lines: each is taken as if typed on its own
+            # (the client's own commands included), not sent as one.
+            for line in text.splitlines():
+                if not line.strip():
+                    continue
+                if not cs168 and line.strip().lower().split(" ", 1)[0] == "/quit":
+                    leaving = sent_quit = True
+                    link.send(line)
+                    break
+                if direct is not None and direct.on_user_line(line):
+                    continue
+                link.send(line)
+            if sent_quit:
                 break
-            if direct is not None and direct.on_user_line(text):
-                continue
-            link.send(text)
         leaving = True
         if not gone.is_set() and not cs168:
             if not sent_quit:
