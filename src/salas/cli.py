@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import os
+import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -14,17 +15,41 @@ from salas import __version__
 from salas.config import Config, ConfigError, load
 
 
-def _runner(coro: Coroutine[Any, Any, int]) -> int:
-    """Run on uvloop when it is installed (the ``fast`` extra), else on asyncio's own loop."""
+def _runner(coro: Coroutine[Any, Any, int], *, client: bool = False) -> int:
+    """Run on uvloop when it is installed (the ``fast`` extra), else on asyncio's own loop.
+
+    ``client``: SIGTERM and SIGHUP (a closed terminal window) stop it the way
+    Ctrl-C does, so what it was doing is cleaned up (a partial download removed).
+    """
     try:
         import uvloop
 
         factory = uvloop.new_event_loop
     except ImportError:
         factory = None
+    stopped_by: list[int] = []
+
+    async def stoppable() -> int:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+
+            def stop(sig: int = sig) -> None:
+                stopped_by.append(sig)
+                task.cancel()
+
+            loop.add_signal_handler(sig, stop)
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            if not stopped_by:
+                raise
+            return 128 + stopped_by[0]
+
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
-            return runner.run(coro)
+            return runner.run(stoppable() if client else coro)
     except KeyboardInterrupt:
         # Ctrl-C is a way to leave: what the client was doing has been cut
         # short and cleaned up (a partial download removed); no traceback.
@@ -274,10 +299,10 @@ def _chat(args: argparse.Namespace) -> int:
     if sys.stdin.isatty() and sys.stdout.isatty():
         from salas.client.screen import run_screen
 
-        return _runner(run_screen(target, name, args.room, direct))
+        return _runner(run_screen(target, name, args.room, direct), client=True)
     from salas.client.pipe import run_pipe
 
-    return _runner(run_pipe(target, name, args.room, direct_settings=direct))
+    return _runner(run_pipe(target, name, args.room, direct_settings=direct), client=True)
 
 
 def _send(args: argparse.Namespace) -> int:
@@ -297,4 +322,4 @@ def _send(args: argparse.Namespace) -> int:
     name = args.name
     if target.scheme == "cs168" and not name:
         name = getpass.getuser()
-    return _runner(send_one(target, args.room, words[-1], name))
+    return _runner(send_one(target, args.room, words[-1], name), client=True)

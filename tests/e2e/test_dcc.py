@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -287,8 +288,16 @@ def test_quitting_before_the_sender_connects_leaves_no_empty_file(
     mallory.close()
 
 
-def test_quitting_mid_transfer_removes_the_partial_file(
-    server: RunningServer, chat: Callable[..., PipeChat], tmp_path: Path
+@pytest.mark.parametrize(
+    ("how", "code"),
+    [("/quit", 0), (signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGHUP, 128 + signal.SIGHUP)],
+)
+def test_leaving_mid_transfer_removes_the_partial_file(
+    server: RunningServer,
+    chat: Callable[..., PipeChat],
+    tmp_path: Path,
+    how: str | signal.Signals,
+    code: int,
 ) -> None:
     bob = chat(server, "bob")
     port, mallory = accept_passively(server, bob, "half.bin")
@@ -302,8 +311,11 @@ def test_quitting_mid_transfer_removes_the_partial_file(
             acked += chunk
         down = tmp_path / "down-bob"
         assert [p.name for p in down.iterdir()] == ["half.bin"]
-        bob.send("/quit")
-        assert bob.proc.wait(5 * TIME) == 0
+        if isinstance(how, str):
+            bob.send(how)
+        else:  # stopped, or its terminal window closed: the same clean-up
+            bob.proc.send_signal(how)
+        assert bob.proc.wait(5 * TIME) == code
         assert list(down.iterdir()) == []
         assert read_all(conn) == b""
     mallory.close()
