@@ -263,3 +263,21 @@ def test_postgres_history_equals_select(pg_url: str) -> None:
     finally:
         loop.run_until_complete(conn.close())
         loop.close()
+
+
+def test_between_with_bounds_of_two_kinds_may_run_backwards(db: sqlite3.Connection) -> None:
+    """A message id and a time: compared by that message's time (CHATHISTORY BETWEEN)."""
+    ana = person("ana", None)
+    msgs = [Message(i, BASE_TIME + i, "Sala", ana, f"m{i}") for i in range(1, 11)]
+    refill(db, [(1, m) for m in msgs])
+    for start, end in [
+        (Bound(id=8), Bound(time=BASE_TIME + 2)),  # newest first: from id 8 back to time 2
+        (Bound(time=BASE_TIME + 8), Bound(id=2)),
+    ]:
+        w = HistoryWanted("Sala", 1, "me", None, "between", start, end, 3)
+        assert [m.id for m in _history(db, w).messages] == [5, 6, 7]  # the 3 nearest 8
+        assert [m.id for m in select(msgs, "between", start, end, 3)] == [5, 6, 7]
+    forwards = HistoryWanted(
+        "Sala", 1, "me", None, "between", Bound(id=2), Bound(time=BASE_TIME + 8), 3
+    )
+    assert [m.id for m in _history(db, forwards).messages] == [3, 4, 5]

@@ -77,12 +77,19 @@ def is_before(item: Message | Private, b: Bound) -> bool:
     return item.id < b.id if b.id is not None else item.time < (b.time or 0.0)
 
 
-def ascending(start: Bound, end: Bound) -> bool:
-    """Does ``between start end`` run forwards in time? (Mixed kinds: yes.)"""
+def ascending(start: Bound, end: Bound, time_of: Callable[[int], float | None]) -> bool:
+    """Does ``between start end`` run forwards in time? Bounds of two kinds
+    (a message id and a time) compare by the time of that message
+    (``time_of``); forwards when it isn't there."""
     if start.id is not None and end.id is not None:
         return start.id <= end.id
-    if start.time is not None and end.time is not None:
-        return start.time <= end.time
+    first, last = start.time, end.time
+    if start.id is not None:
+        first = time_of(start.id)
+    elif end.id is not None:
+        last = time_of(end.id)
+    if first is not None and last is not None:
+        return first <= last
     return True
 
 
@@ -117,6 +124,7 @@ def select(
     # between
     if end is None:
         return []
-    if ascending(start, end):
+    at = {i.id: i.time for i in items} if (start.id is None) != (end.id is None) else {}
+    if ascending(start, end, at.get):
         return [i for i in items if is_after(i, start) and is_before(i, end)][:limit]
     return [i for i in items if is_before(i, start) and is_after(i, end)][-limit:]

@@ -663,7 +663,15 @@ async def _history(conn: asyncpg.Connection, w: HistoryWanted) -> HistoryReply:
         older = await run([(start, "<")], True, half) if half else []
         rows = older + await run([(start, ">=")], False, limit - len(older))
     elif end is not None:
-        if ascending(start, end):
+        # Bounds of two kinds compare by the time of the message one names.
+        mid = start.id if start.id is not None else end.id
+        mixed = (start.id is None) != (end.id is None) and mid is not None
+        when: float | None = None
+        if mixed:
+            when = await conn.fetchval(
+                f"SELECT time FROM {table} WHERE ({where}) AND id = ${len(args) + 1}", *args, mid
+            )
+        if ascending(start, end, lambda _: when):
             rows = await run([(start, ">"), (end, "<")], False, limit)
         else:
             rows = await run([(start, "<"), (end, ">")], True, limit)

@@ -661,7 +661,14 @@ def _history(db: sqlite3.Connection, w: HistoryWanted) -> HistoryReply:
         older = run([_bound_sql(start, "<")], True, half) if half else []
         rows = older + run([_bound_sql(start, ">=")], False, limit - len(older))
     elif end is not None:
-        if ascending(start, end):
+
+        def time_of(mid: int) -> float | None:
+            row = db.execute(
+                f"SELECT time FROM {table} WHERE ({where}) AND id = ?", [*args, mid]
+            ).fetchone()
+            return row[0] if row is not None else None
+
+        if ascending(start, end, time_of):
             rows = run([_bound_sql(start, ">"), _bound_sql(end, "<")], False, limit)
         else:
             rows = run([_bound_sql(start, "<"), _bound_sql(end, ">")], True, limit)
