@@ -142,6 +142,8 @@ def test_admin_rooms_last_and_carry_their_settings(hub: Hub) -> None:
         hub.create_room("teste", ADMIN, 5.0)
     with pytest.raises(e.LimitInvalid):
         hub.create_room("other", ADMIN, 5.0, limit=0)
+    with pytest.raises(e.ModeArgInvalid):  # the same bound as MODE +k (KEYLEN)
+        hub.create_room("other", ADMIN, 5.0, key="k" * 33)
     # Its first member is not made its operator: the server owns it.
     hub.handle(3, c.Join("Teste", "k", switch=False), 6.0)
     assert room.members[3] == ""

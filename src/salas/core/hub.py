@@ -743,12 +743,7 @@ class Hub:
             return
         if m == "k":
             if ch.add:
-                if not ch.arg:
-                    raise e.ModeArgMissing(m)
-                if any(c in ch.arg for c in " ,:\x00"):
-                    raise e.ModeArgInvalid(m, "no spaces, commas or colons in a key")
-                if len(ch.arg) > KEY_MAX:
-                    raise e.ModeArgInvalid(m, f"at most {KEY_MAX} characters")
+                self._check_mode_arg_key(ch.arg)
             return
         if m in "ov":
             if not ch.arg:
@@ -1519,9 +1514,14 @@ class Hub:
         return ", ".join(parts)
 
     @staticmethod
-    def _check_mode_arg_key(key: str) -> None:
-        if not key or any(ch in key for ch in " ,:\x00"):
+    def _check_mode_arg_key(key: str | None) -> None:
+        """A room key, however it is set (MODE +k, the admin console)."""
+        if not key:
             raise e.ModeArgMissing("k")
+        if any(ch in key for ch in " ,:\x00"):
+            raise e.ModeArgInvalid("k", "no spaces, commas or colons in a key")
+        if len(key) > KEY_MAX:
+            raise e.ModeArgInvalid("k", f"at most {KEY_MAX} characters")
 
     @staticmethod
     def _checked_topic(topic: str) -> str:
