@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from salas.core.events import HistoryReply, HistoryTargets, HistoryWanted, TargetsWanted
-from salas.core.records import AccountDeleted, AccountRecord, Record, RoomClosed
+from salas.core.records import AccountDeleted, AccountRecord, IdsUsed, Record, RoomClosed
 from stores import (
     GUEST,
     T0,
@@ -45,6 +45,21 @@ async def writer(backend: Backend) -> AsyncIterator[Writer]:
 
 
 # -- what is written comes back ------------------------------------------------
+
+
+async def test_ids_given_to_messages_not_kept_are_never_given_again(
+    writer: Writer, backend: Backend
+) -> None:
+    # A CTCP request took id 7 and was not kept; a lower mark later changes nothing.
+    writer.store.submit(1, [IdsUsed(7)])
+    writer.store.submit(2, [IdsUsed(3)])
+    await writer.written(2)
+    await writer.store.close()
+    store, loaded = await backend.reopen_load()
+    try:
+        assert loaded.last_message_id == 7
+    finally:
+        await store.close()
 
 
 async def test_written_records_come_back_after_reopening(writer: Writer, backend: Backend) -> None:

@@ -78,6 +78,7 @@ from salas.core.names import (
 from salas.core.records import (
     AccountDeleted,
     AccountRecord,
+    IdsUsed,
     Loaded,
     Record,
     RoomClosed,
@@ -886,6 +887,7 @@ class Hub:
             if not self.settings.direct and cmd.text[1:5].upper() == "DCC ":
                 raise e.DirectOff()
             msg = Message(self._next_id(), now, room.name, user.ref, cmd.text, cmd.kind)
+            self.journal.append(IdsUsed(msg.id))  # its id stays given, across restarts
             out.append(Delivery(room.recipients(), msg, -1 if user.echo else user.sid))
             return
         if not self.store_ok:
@@ -914,8 +916,8 @@ class Hub:
             raise e.StoreUnavailable()
         user.last_active = now
         msg = Private(self._next_id(), now, user.ref, target.ref, cmd.text, cmd.kind)
-        if not ctcp:
-            self.journal.append((0, msg))
+        # A CTCP request is not kept, but its id stays given, across restarts.
+        self.journal.append(IdsUsed(msg.id) if ctcp else (0, msg))
         if target is not user:
             out.append(Delivery((target.sid,), msg))
             if target.away and cmd.kind != "notice":

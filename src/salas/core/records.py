@@ -56,10 +56,18 @@ class AccountDeleted:
     key: str
 
 
+@dataclass(frozen=True, slots=True)
+class IdsUsed:
+    """Message ids up to ``upto`` were given out, some to messages not kept
+    (CTCP requests): they are never given again, after a restart either."""
+
+    upto: int
+
+
 #: A message to keep: (room id, Message), or (0, Private) for a private one.
 Said = tuple[int, Message | Private]
 
-Record = RoomRecord | RoomClosed | AccountRecord | AccountDeleted | Said
+Record = RoomRecord | RoomClosed | AccountRecord | AccountDeleted | IdsUsed | Said
 
 
 @dataclass(frozen=True, slots=True)

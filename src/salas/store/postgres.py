@@ -43,6 +43,7 @@ from salas.core.names import fold
 from salas.core.records import (
     AccountDeleted,
     AccountRecord,
+    IdsUsed,
     Loaded,
     Record,
     RoomClosed,
@@ -596,6 +597,11 @@ async def _write(conn: asyncpg.Connection, records: list[Record]) -> None:
                 await conn.execute(_SAVE_ACCOUNT, *account_row(step))
             case AccountDeleted():
                 await conn.execute("DELETE FROM accounts WHERE key = $1", step.key)
+            case IdsUsed():
+                await conn.execute(
+                    "UPDATE meta SET value = greatest(value, $1) WHERE key = 'last_message_id'",
+                    step.upto,
+                )
 
 
 def _bound_sql(b: Bound, op: str, n: int) -> tuple[str, float | int]:

@@ -13,12 +13,21 @@ from typing import Any
 
 from salas.core.events import Message, Private
 from salas.core.model import UserRef
-from salas.core.records import AccountDeleted, AccountRecord, Record, RoomClosed, RoomRecord
+from salas.core.records import (
+    AccountDeleted,
+    AccountRecord,
+    IdsUsed,
+    Record,
+    RoomClosed,
+    RoomRecord,
+)
 
 Row = tuple[Any, ...]
 #: A turn's records in order: runs of messages as rows for ``messages`` and
 #: ``private_messages``, and the room and account changes between them.
-Step = tuple[list[Row], list[Row]] | RoomRecord | RoomClosed | AccountRecord | AccountDeleted
+Step = (
+    tuple[list[Row], list[Row]] | RoomRecord | RoomClosed | AccountRecord | AccountDeleted | IdsUsed
+)
 
 
 def steps(records: list[Record]) -> Iterator[Step]:

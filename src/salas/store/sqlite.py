@@ -42,6 +42,7 @@ from salas.core.names import fold
 from salas.core.records import (
     AccountDeleted,
     AccountRecord,
+    IdsUsed,
     Loaded,
     Record,
     RoomClosed,
@@ -169,6 +170,7 @@ _INSERT_MESSAGE = (
     "INSERT INTO messages (id, room_id, time, sender, username, host, kind, text, account)"
     " VALUES (?,?,?,?,?,?,?,?,?)"
 )
+_IDS_USED = "UPDATE meta SET value = max(value, ?) WHERE key = 'last_message_id'"
 _INSERT_PRIVATE = (
     "INSERT INTO private_messages (id, time, sender, username, host, kind, text, account,"
     " target, target_account) VALUES (?,?,?,?,?,?,?,?,?,?)"
@@ -608,6 +610,8 @@ def _write(db: sqlite3.Connection, records: list[Record]) -> None:
                 db.execute(_SAVE_ACCOUNT, account_row(step))
             case AccountDeleted():
                 db.execute("DELETE FROM accounts WHERE key = ?", (step.key,))
+            case IdsUsed():
+                db.execute(_IDS_USED, (step.upto,))
 
 
 def _history(db: sqlite3.Connection, w: HistoryWanted) -> HistoryReply:
