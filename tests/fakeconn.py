@@ -90,8 +90,10 @@ class SelfishDoor:
         return []
 
 
-def three_connections(store: MemoryStore) -> tuple[Server, list[Connection], list[FakeTransport]]:
-    """A server on ``store`` (started) with three connections on the selfish door."""
+def three_connections(
+    store: MemoryStore, door: type[SelfishDoor] = SelfishDoor
+) -> tuple[Server, list[Connection], list[FakeTransport]]:
+    """A server on ``store`` (started) with three connections on ``door``."""
     config = Config()
     config.limits.flood_exempt = ["127.0.0.0/8"]
     loop = asyncio.get_running_loop()
@@ -99,7 +101,7 @@ def three_connections(store: MemoryStore) -> tuple[Server, list[Connection], lis
     store.start(loop, server.store_written)
     conns, transports = [], []
     for port in (1, 2, 3):
-        conn = Connection(server, SelfishDoor)
+        conn = Connection(server, door)
         transport = FakeTransport(port)
         conn.connection_made(transport)
         conns.append(conn)

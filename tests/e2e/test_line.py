@@ -119,7 +119,7 @@ def test_echo_after_history_comes_after_its_answer(server: RunningServer) -> Non
     a.send_raw(b"/history 30\n/echo BARRIER\n")
     a.expect("BARRIER")
     answer = a.seen[a.seen.index("BARRIER") - 7 :]
-    assert answer[0].startswith("> History of echoes (5 messages"), a.seen
+    assert answer[0].startswith("> History of echoes (5 messages"), "\n".join(a.seen)
     assert answer[-2] == "> End of history of echoes"
 
 

@@ -89,6 +89,7 @@ class Connection(asyncio.Protocol):
         "_drain_handle",
         "_lag_told",
         "_pending",
+        "asked",
         "closed",
         "closing",
         "dirty",
@@ -129,6 +130,9 @@ class Connection(asyncio.Protocol):
         self._pending: deque[Input] | None = None
         self._drain_handle: asyncio.TimerHandle | None = None
         self._lag_told = False
+        #: While history is being fetched for this client: the replies sent
+        #: meanwhile, with None where each answer goes (None: nothing asked).
+        self.asked: list[bytes | None] | None = None
         self.last_rx = time.monotonic()
         self.next_tick = 0.0
 
@@ -289,6 +293,13 @@ class Connection(asyncio.Protocol):
     # -- output -------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
+        if self.asked is not None and data:  # after an answer still to come from the store
+            self.asked.append(data)
+            return
+        self.send_now(data)
+
+    def send_now(self, data: bytes) -> None:
+        """``send``, even ahead of a history answer still to come."""
         if data and not self.closing:
             # Anything but a room batch closes the open batch: later room
             # messages must come after this, for every recipient.
@@ -312,8 +323,16 @@ class Connection(asyncio.Protocol):
                 self.dirty = True
                 self.server.mark_dirty(self)
 
+    def give_up_asking(self) -> None:
+        """Closing: what waits behind a history answer goes now, without it."""
+        asked, self.asked = self.asked, None
+        for data in asked or ():
+            if data is not None:
+                self.send_now(data)
+
     def finish(self) -> None:
         """Close once what is queued has been written."""
+        self.give_up_asking()
         self.closing = True
         if not self.dirty and not self.held:
             self.transport.close()
@@ -322,6 +341,7 @@ class Connection(asyncio.Protocol):
         """The server cuts this client off: it is told why, the others see it quit."""
         if self.closing:
             return
+        self.give_up_asking()
         self.send(self.door.render_error_close(reason))
         self.reason = reason
         log.info("! %s:%s cut off: %s", self.host, self.port, reason)
@@ -735,18 +755,30 @@ class Server:
 
     def _ask_store(self, sid: int, wanted: HistoryWanted | TargetsWanted) -> None:
         """History comes from the store, after what this turn has said so far.
-        What the asker sends next waits for the answer, so replies keep the
-        order of the requests (a line client's /echo after /history is a barrier)."""
+        What the asker is sent meanwhile waits for the answer, so replies keep
+        the order of the requests (a line client's /echo after /history is a
+        barrier), also when commands go through a bus."""
         self._submit()
         asker = self.conns.get(sid)
         if asker is not None:
-            asker.pause()
+            if asker.asked is None:
+                asker.asked = []
+            asker.asked.append(None)  # its answer's place among the replies
 
         def reply(answer: HistoryReply | HistoryTargets) -> None:
             conn = self.conns.get(sid)
-            if conn is not None:
-                conn.send(conn.door.render(answer))
-                conn.resume()
+            if conn is None or conn.asked is None:
+                return
+            # Answers come in the order asked: this one is the first None.
+            asked = conn.asked
+            asked[asked.index(None)] = conn.door.render(answer)
+            ready = 0
+            while ready < len(asked) and asked[ready] is not None:
+                ready += 1
+            out, conn.asked = asked[:ready], (asked[ready:] or None)
+            for data in out:
+                if data is not None:
+                    conn.send_now(data)
 
         self.store.query(wanted, reply)
 

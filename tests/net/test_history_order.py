@@ -1,0 +1,77 @@
+"""Replies keep the order of the requests when history comes from the store.
+
+A history answer comes later, from the store's thread; what the asker is sent
+meanwhile waits for it (``Connection.asked``), so a line client's ``/echo``
+after ``/history`` is a barrier. The store here answers when the test says."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fakeconn import SelfishDoor, three_connections
+from salas.core import commands as c
+from salas.core.events import (
+    Echoed,
+    Event,
+    HistoryReply,
+    HistoryTargets,
+    HistoryWanted,
+    TargetsWanted,
+)
+from salas.store.base import Reply
+from salas.store.memory import MemoryStore
+
+
+class LateStore(MemoryStore):
+    """Answers history questions when told to (``answer``), in the order asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[HistoryWanted | TargetsWanted, Reply]] = []
+
+    def query(self, wanted: HistoryWanted | TargetsWanted, reply: Reply) -> None:
+        self.asked.append((wanted, reply))
+
+    def answer(self) -> None:
+        wanted, reply = self.asked.pop(0)
+        assert isinstance(wanted, HistoryWanted)
+        reply(HistoryReply(wanted.target, True, (), "request", wanted.tag))
+
+
+class SayingDoor(SelfishDoor):
+    def render(self, event: Event) -> bytes:
+        if isinstance(event, Echoed):
+            return f"echo {event.text}\n".encode()
+        if isinstance(event, HistoryReply | HistoryTargets):
+            return f"history {event.tag}\n".encode()
+        return super().render(event)
+
+
+async def turns() -> None:
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def test_replies_wait_for_the_history_answers_before_them() -> None:
+    store = LateStore()
+    server, conns, transports = three_connections(store, SayingDoor)
+    await turns()
+    ann = conns[0]
+    ann.data_received(b"/join r\n")
+    await turns()
+    transports[0].written.clear()
+    for item in (
+        c.FetchHistory("r", True, 5, tag="first"),
+        c.Echo("one"),
+        c.FetchHistory("r", True, 5, tag="second"),
+        c.Echo("two"),
+    ):
+        server.run(ann, item)
+    await turns()
+    assert transports[0].written == b""  # everything waits for the first answer
+    store.answer()
+    await turns()
+    assert transports[0].written == b"history first\necho one\n"
+    store.answer()
+    await turns()
+    assert transports[0].written == b"history first\necho one\nhistory second\necho two\n"
