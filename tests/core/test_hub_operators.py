@@ -191,7 +191,7 @@ def test_accounts_made_deleted_and_flagged_by_the_admin(hub: Hub) -> None:
     assert isinstance(hub.journal[-1], AccountRecord)
     with pytest.raises(e.AccountExists):
         hub.create_account("DAVE", "$argon2id$y", False, ADMIN, 1.0)
-    with pytest.raises(e.AccountExists):
+    with pytest.raises(e.NameTaken):  # the services' name: taken, never an account
         hub.create_account("nickserv", "$argon2id$y", False, ADMIN, 1.0)
     with pytest.raises(e.NameInvalid):
         hub.create_account("9lives", "$argon2id$y", False, ADMIN, 1.0)

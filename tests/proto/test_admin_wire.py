@@ -99,6 +99,8 @@ ACCEPTED = [
     ),
     ({"cmd": "shutdown", "args": {"reason": "m"}}, wire.Request("shutdown", {"reason": "m"})),
     ({"cmd": "shutdown"}, wire.Request("shutdown", {})),
+    # IRC's spelling of a room names it as well.
+    ({"cmd": "rooms.who", "args": {"room": "#tas"}}, wire.Request("rooms.who", {"room": "tas"})),
 ]
 
 

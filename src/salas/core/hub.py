@@ -1444,7 +1444,9 @@ class Hub:
         if not valid_name(name):
             raise e.NameInvalid(name)
         key = fold(name)
-        if key in self.accounts or key in SERVICE_NAMES:
+        if key in SERVICE_NAMES:
+            raise e.NameTaken(name)  # the services' own (NickServ): never an account
+        if key in self.accounts:
             raise e.AccountExists(name)
         if not self.store_ok:
             raise e.StoreUnavailable()

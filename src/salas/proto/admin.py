@@ -121,7 +121,11 @@ def decode_request(line: bytes) -> Request:
         wrong = isinstance(value, bool) and arg.kind is int
         if wrong or not isinstance(value, arg.kind):
             raise RequestError(f"{cmd}: {name!r} has the wrong type")
-    return Request(cmd, dict(args))
+    args = dict(args)
+    if isinstance(args.get("room"), str):
+        # IRC's spelling of a room ("#tas") names it too, as in `history export`.
+        args["room"] = args["room"].removeprefix("#")
+    return Request(cmd, args)
 
 
 def decode_reply(line: bytes) -> dict[str, Any]:
