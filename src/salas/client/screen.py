@@ -39,6 +39,12 @@ STYLE = Style.from_dict(
     }
 )
 _SPEAKER = re.compile(r"^\[([^\]\s]+)\] ")
+#: Lines that name people who haven't spoken: who is in a room on joining it,
+#: who joins, who is renamed, and /who's rows.
+_PRESENT = re.compile(r"^> In \S+ with you: (.+?)(?: and \d+ more)?$")
+_ARRIVED = re.compile(r"^> (\S+) joined \S+ \(")
+_RENAMED = re.compile(r"^> \S+ is now known as (\S+)$")
+_WHO_ROW = re.compile(r"^  [@+*]*(\S+) \[")
 #: How long to wait for the server's goodbye after /quit.
 QUIT_WAIT = 3.0
 
@@ -63,6 +69,12 @@ class State:
         elif m := L.YOU_RENAMED_RE.match(text):
             self.name = m.group(1)
         elif m := _SPEAKER.match(text):
+            self.names.add(m.group(1))
+        elif m := _PRESENT.match(text):
+            self.names.update(m.group(1).split(", "))
+        elif (m := _ARRIVED.match(text)) or (m := _RENAMED.match(text)):
+            self.names.add(m.group(1))
+        elif m := _WHO_ROW.match(text):
             self.names.add(m.group(1))
 
 
