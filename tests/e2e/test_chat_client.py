@@ -338,9 +338,23 @@ def test_a_pasted_line_is_taken_as_if_typed(server: RunningServer, terminal) -> 
 def test_screen_mode_reports_the_server_going_away(server: RunningServer, terminal) -> None:
     term = terminal(line_url(server), "--name", "dave")
     term.wait_text("dave in lobby")
+    term.send("half typed")
+    term.wait_input("[You] half typed")
     server.stop(signal.SIGTERM)
     term.wait_text(f"Server at 127.0.0.1:{server.port} has disconnected")
     assert term.wait_exit() == 0
+    # It was never sent: it isn't left on the screen as if it had been.
+    assert not any("half typed" in row for row in term.rows()), "\n".join(term.rows())
+
+
+def test_ctrl_c_leaves_no_half_typed_line_behind(server: RunningServer, terminal) -> None:
+    term = terminal(line_url(server), "--name", "cleo")
+    term.wait_text("cleo in lobby")
+    term.send("never sent")
+    term.wait_input("[You] never sent")
+    term.send("\x03")
+    term.wait_exit()
+    assert not any("never sent" in row for row in term.rows()), "\n".join(term.rows())
 
 
 def test_no_server_to_connect_to(tmp_path: Path) -> None:

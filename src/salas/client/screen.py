@@ -20,6 +20,7 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.shortcuts import print_formatted_text
 from prompt_toolkit.styles import Style
@@ -72,9 +73,7 @@ class State:
             self.names.add(m.group(1))
         elif m := _PRESENT.match(text):
             self.names.update(m.group(1).split(", "))
-        elif (m := _ARRIVED.match(text)) or (m := _RENAMED.match(text)):
-            self.names.add(m.group(1))
-        elif m := _WHO_ROW.match(text):
+        elif m := (_ARRIVED.match(text) or _RENAMED.match(text) or _WHO_ROW.match(text)):
             self.names.add(m.group(1))
 
 
@@ -141,6 +140,16 @@ def styled(text: str) -> FormattedText:
     return FormattedText([("", text)])
 
 
+_LEAVING_KEYS = KeyBindings()
+
+
+@_LEAVING_KEYS.add("c-c")
+def _interrupt(event: KeyPressEvent) -> None:
+    """Ctrl-C: leave without showing the half-typed line as if it had been said."""
+    event.current_buffer.reset()
+    event.app.exit(exception=KeyboardInterrupt())
+
+
 #: Commands the client runs itself (direct connections), offered by Tab too.
 CLIENT_COMMANDS = ("send", "accept", "decline", "dcc")
 
@@ -161,6 +170,7 @@ async def run_screen(
     commands = ("create", "join", "list") if cs168 else (*L.COMMANDS, *CLIENT_COMMANDS)
     session: PromptSession[str] = PromptSession(
         history=_history(),
+        key_bindings=_LEAVING_KEYS,
         completer=ChatCompleter(state, commands),
         complete_while_typing=False,
         bottom_toolbar=lambda: _toolbar(state, cs168),
@@ -212,6 +222,7 @@ async def _loop(
         gone.set()
         app = session.app
         if app.is_running:
+            app.current_buffer.reset()  # what was being typed was never sent
             app.exit(exception=EOFError())
 
     reader = asyncio.create_task(receive())
