@@ -111,6 +111,8 @@ def test_sizes_in_words() -> None:
         ("\x00", "download"),
         ("   ", "download"),
         ("a..b.txt", "a_b.txt"),
+        ("rep\u202etxt.exe", "reptxt.exe"),  # would show as "repexe.txt"
+        ("in\u200bvisible.pdf", "invisible.pdf"),
     ],
 )
 def test_names_are_cleaned(offered: str, saved: str) -> None:

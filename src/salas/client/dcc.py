@@ -33,6 +33,9 @@ Kind = Literal["SEND", "CHAT"]
 #: A file name sent in an offer or saved from one is at most this many bytes.
 MAX_NAME = 200
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Characters that change how a name is shown, not what it is: bidirectional
+#: overrides (``rep\u202etxt.exe`` shows as ``repexe.txt``), zero-width ones.
+_INVISIBLE = re.compile(r"[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 _SALAS_TOKEN = re.compile(r"^s[0-9a-f]{24}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _NUMBER = re.compile(r"^[0-9]{1,20}$")
@@ -181,8 +184,9 @@ def parse(text: str) -> Offer | Reject:
 
 def clean_name(name: str) -> str:
     """A name safe to save under a downloads directory: one path component, no
-    control characters, no ``..``, no leading dot (nothing hidden), not empty."""
-    name = _CONTROLS.sub("", name)
+    control characters or characters that disguise it, no ``..``, no leading
+    dot (nothing hidden), not empty."""
+    name = _INVISIBLE.sub("", _CONTROLS.sub("", name))
     name = name.replace("/", "_").replace("\\", "_")
     name = re.sub(r"\.{2,}", "_", name)
     name = name.strip().lstrip(".").strip()
