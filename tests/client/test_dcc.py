@@ -491,3 +491,17 @@ async def test_a_sender_that_reads_no_acks_does_not_make_the_receiver_buffer_the
         acks += chunk
     assert acks[-4:] == dcc.ack(size)
     sender.close()
+
+
+@pytest.mark.parametrize(
+    ("asked", "line"), [("send", "  /send NAME FILE"), ("/accept", "  /accept [N]")]
+)
+async def test_help_on_a_client_command_is_answered_by_the_client(
+    tmp_path: Path, asked: str, line: str
+) -> None:
+    shown: list[str] = []
+    link = FakeLink(Relay(), "bob")
+    bob = Direct(link, shown.append, DirectSettings(downloads=tmp_path))
+    assert bob.on_user_line(f"/help {asked}")  # taken here: the server doesn't know it
+    assert shown[0].startswith("> Direct connections") and shown[1].startswith(line)
+    assert not bob.on_user_line("/help join")  # the server's own commands: its help

@@ -265,6 +265,14 @@ class Direct:
             for row in HELP:
                 self.show(row)
             return False  # the server's own list follows
+        if word == "/help" and rest.lower().lstrip("/") in ("send", "accept", "decline", "dcc"):
+            # The client's own commands: the server doesn't know them.
+            about = rest.lower().lstrip("/")
+            self.show(HELP[0])
+            for row in HELP[1:]:
+                if row.split()[0] == "/" + about:
+                    self.show(row)
+            return True
         if word == "/send":
             peer, _, path = rest.partition(" ")
             path = path.strip()
