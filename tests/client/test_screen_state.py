@@ -48,3 +48,15 @@ def test_tab_completes_everyone_seen_not_only_those_who_spoke() -> None:
     completer = screen.ChatCompleter(state, ["join"])
     got = completer.get_completions(Document("hi bo"), CompleteEvent())
     assert [c.text for c in got] == ["bobby"]
+
+
+def test_the_cs168_status_bar_follows_joins_the_door_does_not_confirm() -> None:
+    state = screen.State("cs168://x")
+    state.try_room("tas")  # /create tas: nothing comes back when it works
+    assert state.room == "tas"
+    state.try_room("nowhere")
+    state.follow("No channel named nowhere exists. Try '/create nowhere'?")
+    assert state.room == "tas"  # refused: still where it was
+    state.try_room("tas2")
+    state.follow("[Alice] hello")  # others talking says nothing about it
+    assert state.room == "tas2"

@@ -46,6 +46,11 @@ _PRESENT = re.compile(r"^> In \S+ with you: (.+?)(?: and \d+ more)?$")
 _ARRIVED = re.compile(r"^> (\S+) joined \S+ \(")
 _RENAMED = re.compile(r"^> \S+ is now known as (\S+)$")
 _WHO_ROW = re.compile(r"^  [@+*]*(\S+) \[")
+#: The CS168 door's answers to a /join or /create that didn't happen.
+_CS168_REFUSED = re.compile(
+    r"^(No channel named |Room \S+ (already exists|is full|is private|needs a key)"
+    r"|You are banned from |\S+ is not a valid channel name\.|There are too many channels)"
+)
 #: How long to wait for the server's goodbye after /quit.
 QUIT_WAIT = 3.0
 
@@ -58,9 +63,18 @@ class State:
     name: str = ""
     room: str = ""
     names: set[str] = field(default_factory=set)
+    #: CS168 says nothing to someone who joins: the room asked for is taken
+    #: as joined until a refusal comes back (then the one before it again).
+    tried: str | None = None
+    before: str = ""
+
+    def try_room(self, room: str) -> None:
+        self.before, self.room, self.tried = self.room, room, room
 
     def follow(self, text: str) -> None:
-        if m := L.WELCOME_RE.match(text):
+        if self.tried is not None and _CS168_REFUSED.match(text):
+            self.room, self.tried = self.before, None
+        elif m := L.WELCOME_RE.match(text):
             self.name = m.group(1)
         elif m := L.YOU_JOINED_RE.match(text):
             self.room = m.group(1)
@@ -247,6 +261,10 @@ async def _loop(
                     break
                 if direct is not None and direct.on_user_line(line):
                     continue
+                if cs168:
+                    words = line.split()
+                    if len(words) > 1 and words[0] in ("/join", "/create"):
+                        state.try_room(words[1])
                 link.send(line)
             if sent_quit:
                 break
