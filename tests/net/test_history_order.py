@@ -75,3 +75,22 @@ async def test_replies_wait_for_the_history_answers_before_them() -> None:
     store.answer()
     await turns()
     assert transports[0].written == b"history first\necho one\nhistory second\necho two\n"
+
+
+async def test_what_waits_for_an_answer_is_bounded_by_the_send_queue() -> None:
+    store = LateStore()
+    server, conns, transports = three_connections(store, SayingDoor)
+    await turns()
+    ann = conns[0]
+    ann.data_received(b"/join r\n")
+    await turns()
+    transports[0].written.clear()
+    server.run(ann, c.FetchHistory("r", True, 5, tag="slow"))
+    for i in range(server.sendq // 10 + 10):  # more than a send queue of replies
+        server.run(ann, c.Echo(f"{i:08d}"))
+    await turns()
+    assert ann.asked is None  # order given up rather than memory
+    assert transports[0].written.startswith(b"echo 00000000\n")
+    store.answer()
+    await turns()
+    assert transports[0].written.endswith(b"history slow\n")  # still answered

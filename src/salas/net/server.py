@@ -90,6 +90,7 @@ class Connection(asyncio.Protocol):
         "_lag_told",
         "_pending",
         "asked",
+        "asked_bytes",
         "closed",
         "closing",
         "dirty",
@@ -133,6 +134,7 @@ class Connection(asyncio.Protocol):
         #: While history is being fetched for this client: the replies sent
         #: meanwhile, with None where each answer goes (None: nothing asked).
         self.asked: list[bytes | None] | None = None
+        self.asked_bytes = 0
         self.last_rx = time.monotonic()
         self.next_tick = 0.0
 
@@ -293,8 +295,13 @@ class Connection(asyncio.Protocol):
     # -- output -------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
-        if self.asked is not None and data:  # after an answer still to come from the store
-            self.asked.append(data)
+        asked = self.asked
+        if asked is not None and data:  # after an answer still to come from the store
+            asked.append(data)
+            self.asked_bytes += len(data)
+            # Bounded like the send queue: past it, order gives way to memory.
+            if self.asked_bytes > self.server.sendq:
+                self.give_up_asking()
             return
         self.send_now(data)
 
@@ -326,6 +333,7 @@ class Connection(asyncio.Protocol):
     def give_up_asking(self) -> None:
         """Closing: what waits behind a history answer goes now, without it."""
         asked, self.asked = self.asked, None
+        self.asked_bytes = 0
         for data in asked or ():
             if data is not None:
                 self.send_now(data)
@@ -767,7 +775,11 @@ class Server:
 
         def reply(answer: HistoryReply | HistoryTargets) -> None:
             conn = self.conns.get(sid)
-            if conn is None or conn.asked is None:
+            if conn is None:
+                return
+            if conn.asked is None or None not in conn.asked:
+                # Order given up (too much held): the answer goes as it comes.
+                conn.send_now(conn.door.render(answer))
                 return
             # Answers come in the order asked: this one is the first None.
             asked = conn.asked
@@ -776,6 +788,7 @@ class Server:
             while ready < len(asked) and asked[ready] is not None:
                 ready += 1
             out, conn.asked = asked[:ready], (asked[ready:] or None)
+            conn.asked_bytes = sum(len(x) for x in conn.asked or () if x is not None)
             for data in out:
                 if data is not None:
                     conn.send_now(data)

@@ -1070,7 +1070,9 @@ class IrcDoor:
                 return fast
         if t is Closing:
             return self._render(ev)  # the connection closes now: no label will follow
-        if t is HistoryReply and ev.reason == "request" and self._label is not None:  # type: ignore[union-attr]
+        if self._label is not None and (
+            (t is HistoryReply and ev.reason == "request") or t is HistoryTargets  # type: ignore[union-attr]
+        ):
             # The answer to the labeled CHATHISTORY still running: its batch
             # carries the label itself (the label's own end adds nothing).
             return self._render(ev)
