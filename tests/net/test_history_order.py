@@ -18,6 +18,7 @@ from salas.core.events import (
     HistoryWanted,
     TargetsWanted,
 )
+from salas.net.server import Connection, Server
 from salas.store.base import Reply
 from salas.store.memory import MemoryStore
 
@@ -52,14 +53,19 @@ async def turns() -> None:
         await asyncio.sleep(0)
 
 
-async def test_replies_wait_for_the_history_answers_before_them() -> None:
+async def ann_in_r() -> tuple[LateStore, Server, Connection, bytearray]:
+    """A server on a LateStore; ann has joined r; what she is sent from now on."""
     store = LateStore()
     server, conns, transports = three_connections(store, SayingDoor)
     await turns()
-    ann = conns[0]
-    ann.data_received(b"/join r\n")
+    conns[0].data_received(b"/join r\n")
     await turns()
     transports[0].written.clear()
+    return store, server, conns[0], transports[0].written
+
+
+async def test_replies_wait_for_the_history_answers_before_them() -> None:
+    store, server, ann, written = await ann_in_r()
     for item in (
         c.FetchHistory("r", True, 5, tag="first"),
         c.Echo("one"),
@@ -68,29 +74,23 @@ async def test_replies_wait_for_the_history_answers_before_them() -> None:
     ):
         server.run(ann, item)
     await turns()
-    assert transports[0].written == b""  # everything waits for the first answer
+    assert written == b""  # everything waits for the first answer
     store.answer()
     await turns()
-    assert transports[0].written == b"history first\necho one\n"
+    assert written == b"history first\necho one\n"
     store.answer()
     await turns()
-    assert transports[0].written == b"history first\necho one\nhistory second\necho two\n"
+    assert written == b"history first\necho one\nhistory second\necho two\n"
 
 
 async def test_what_waits_for_an_answer_is_bounded_by_the_send_queue() -> None:
-    store = LateStore()
-    server, conns, transports = three_connections(store, SayingDoor)
-    await turns()
-    ann = conns[0]
-    ann.data_received(b"/join r\n")
-    await turns()
-    transports[0].written.clear()
+    store, server, ann, written = await ann_in_r()
     server.run(ann, c.FetchHistory("r", True, 5, tag="slow"))
     for i in range(server.sendq // 10 + 10):  # more than a send queue of replies
         server.run(ann, c.Echo(f"{i:08d}"))
     await turns()
     assert ann.asked is None  # order given up rather than memory
-    assert transports[0].written.startswith(b"echo 00000000\n")
+    assert written.startswith(b"echo 00000000\n")
     store.answer()
     await turns()
-    assert transports[0].written.endswith(b"history slow\n")  # still answered
+    assert written.endswith(b"history slow\n")  # still answered
