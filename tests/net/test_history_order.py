@@ -94,3 +94,42 @@ async def test_what_waits_for_an_answer_is_bounded_by_the_send_queue() -> None:
     store.answer()
     await turns()
     assert written.endswith(b"history slow\n")  # still answered
+
+
+async def test_room_messages_wait_behind_an_answer_like_any_other_output() -> None:
+    store, server, ann, written = await ann_in_r()
+    bob, cy = server.conns[2], server.conns[3]
+    for conn in (bob, cy):
+        conn.data_received(b"/join r\n")
+    await turns()
+    cy_got = cy.transport.written  # type: ignore[attr-defined]
+    cy_got.clear()
+    written.clear()
+    server.run(ann, c.FetchHistory("r", True, 5, tag="first"))
+    server.run(ann, c.Echo("one"))
+    bob.data_received(b"hi\nthere\n")
+    await turns()
+    assert written == b""  # bob's messages come after what ann asked for first
+    assert cy_got == b"u2: hi\nu2: there\n"  # nobody else waits
+    store.answer()
+    await turns()
+    assert written == b"history first\necho one\nu2: hi\nu2: there\n"
+    bob.data_received(b"again\n")
+    await turns()
+    assert written.endswith(b"u2: there\nu2: again\n")  # and after it, as usual
+
+
+async def test_a_question_asked_mid_batch_splits_the_room_batch() -> None:
+    store, server, ann, written = await ann_in_r()
+    bob = server.conns[2]
+    bob.data_received(b"/join r\n")
+    await turns()
+    written.clear()
+    server.run(bob, c.Say("r", "before"))
+    server.run(ann, c.FetchHistory("r", True, 5, tag="first"))
+    server.run(bob, c.Say("r", "after"))
+    await turns()
+    assert written == b"u2: before\n"
+    store.answer()
+    await turns()
+    assert written == b"u2: before\nhistory first\nu2: after\n"

@@ -708,7 +708,10 @@ class Server:
             one = rendered.get(variant)
             if one is None:
                 one = rendered[variant] = conn.door.render(ev)
-            conn.attach(one)
+            if conn.asked is None:
+                conn.attach(one)
+            else:  # waits behind a history answer, with the asker's other output
+                conn.send(one)
 
     def _replace_render_door(self, batch: RoomBatch, variant: object) -> None:
         """The door that renders ``variant``'s buffer has just spoken: another
@@ -740,7 +743,8 @@ class Server:
             conn = conns.get(sid)
             if conn is None or conn.closing:
                 continue
-            if sid == sender:
+            if sid == sender or conn.asked is not None:
+                # The sender's copy differs; an asker's waits behind its answer.
                 batch.detached[sid] = conn
                 continue
             door = conn.door
@@ -769,6 +773,9 @@ class Server:
         self._submit()
         asker = self.conns.get(sid)
         if asker is not None:
+            # The asker may be reading the open room batch: later messages go
+            # in a new one, where its copy waits behind the answer.
+            self.batch = None
             if asker.asked is None:
                 asker.asked = []
             asker.asked.append(None)  # its answer's place among the replies
