@@ -1000,6 +1000,20 @@ def test_a_ban_keeps_a_user_out_and_quiet(tas: Hub) -> None:
     assert Joined in kinds(tas.handle(3, c.Join("tas"), 5.0), 3)
 
 
+def test_an_ipv6_host_is_banned_as_irc_shows_it_or_as_it_is(tas: Hub) -> None:
+    tas.handle(4, c.Register("dan", "irc", "::1", 1, username="d"), 0.0)
+    tas.handle(1, c.SetModes("tas", (mode(True, "b", "*!*@0::1"),)), 1.0)  # as WHO shows it
+    assert refused(tas, 4, c.Join("tas")) == e.Banned("tas")
+    tas.handle(
+        1, c.SetModes("tas", (mode(False, "b", "*!*@0::1"), mode(True, "b", "*!*@::1"))), 2.0
+    )
+    assert refused(tas, 4, c.Join("tas")) == e.Banned("tas")
+    tas.handle(
+        1, c.SetModes("tas", (mode(False, "b", "*!*@::1"), mode(True, "b", "*!*@0::2"))), 3.0
+    )
+    assert Joined in kinds(tas.handle(4, c.Join("tas"), 4.0), 4)
+
+
 def test_a_banned_outsider_cannot_send_to_a_room_open_to_outsiders(tas: Hub) -> None:
     tas.handle(1, c.SetModes("tas", (mode(False, "n"), mode(True, "b", "carol"))), 1.0)
     assert refused(tas, 3, c.Say("tas", "still here")) == e.CannotSend("tas")

@@ -392,7 +392,15 @@ class Hub:
     @staticmethod
     def _banned(user: User, room: Room) -> bool:
         full = fold(f"{user.name}!{user.username}@{user.host}")
-        return any(mask_regex(mask).match(full) for mask in room.bans)
+        # IRC shows an IPv6 host such as ``::1`` as ``0::1`` where a parameter
+        # can't start with a colon (WHO, WHOIS): a ban may name it either way.
+        also = (
+            fold(f"{user.name}!{user.username}@0{user.host}") if user.host.startswith(":") else None
+        )
+        return any(
+            (regex := mask_regex(mask)).match(full) or (also is not None and regex.match(also))
+            for mask in room.bans
+        )
 
     def _is_room_op(self, user: User, room: Room) -> bool:
         return user.oper or "o" in room.members.get(user.sid, "")
