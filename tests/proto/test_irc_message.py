@@ -433,6 +433,22 @@ def test_a_long_unicode_topic_from_another_door_is_cut_by_bytes() -> None:
         assert len(shown) > 100 and topic.startswith(shown)
 
 
+def test_a_full_length_topic_fits_beside_the_longest_names() -> None:
+    from salas.core.events import TopicChanged, TopicIs
+    from salas.core.model import UserRef
+    from salas.core.names import NAME_MAX, ROOM_MAX
+    from salas.proto.irc.door import IrcDoor
+
+    door = IrcDoor(1, "127.0.0.1", 5000)
+    door.nick = "n" * NAME_MAX
+    room, topic = "r" * ROOM_MAX, "t" * 390  # TOPICLEN
+    who = UserRef(2, "a" * NAME_MAX, "~" + "u" * 9, "h" * 63)
+    for ev in (TopicChanged(room, topic, who, 1.0), TopicIs(room, topic, "a" * NAME_MAX, 1.0)):
+        first = door._render(ev).split(b"\r\n")[0]
+        assert len(first) + 2 <= 512, len(first)
+        assert topic.startswith(parse(first).params[-1])
+
+
 def test_a_long_broadcast_is_several_notices_within_512_bytes() -> None:
     from salas.core.events import ServerNotice
     from salas.proto.irc.door import IrcDoor

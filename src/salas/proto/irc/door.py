@@ -176,6 +176,13 @@ def _short(text: str, limit: int = 300) -> str:
     return _chunks(text, limit)[0] if len(text) * 4 > limit else text
 
 
+def _beside(text: str, limit: int, *around: str) -> str:
+    """``text`` cut to ``limit`` bytes, and to what a line that holds ``around``
+    (a source, a command, a channel) leaves of 512."""
+    left = MAX_LINE - 16 - sum(map(_size, around))  # spaces, colons, CR LF
+    return _short(text, min(limit, left))
+
+
 def prefix(u: UserRef) -> str:
     """The source of a line about ``u``; the server itself (``Hub.server_ref``, the
     only negative sid) is just its name."""
@@ -1131,12 +1138,14 @@ class IrcDoor:
             case TopicIs(room=room, topic=topic, by=by, time=ts):
                 if not topic:
                     return self._num(n.RPL_NOTOPIC, "#" + room, "No topic is set")
-                return self._num(n.RPL_TOPIC, "#" + room, _short(topic, TOPIC_MAX)) + self._num(
+                topic = _beside(topic, TOPIC_MAX, server, self._me(), room)
+                return self._num(n.RPL_TOPIC, "#" + room, topic) + self._num(
                     n.RPL_TOPICWHOTIME, "#" + room, by or server, str(int(ts))
                 )
             case TopicChanged(room=room, topic=topic, by=by):
-                topic = _short(topic, TOPIC_MAX)
-                return build("TOPIC", "#" + room, topic, source=prefix(by), tags=self._tags())
+                source = prefix(by)
+                topic = _beside(topic, TOPIC_MAX, source, room)
+                return build("TOPIC", "#" + room, topic, source=source, tags=self._tags())
             case RoomList(rooms=rooms):
                 out = [self._num(n.RPL_LISTSTART, "Channel", "Users  Name")]
                 for r in rooms:
