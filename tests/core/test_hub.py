@@ -187,6 +187,16 @@ def test_register_in_lobby_makes_a_permanent_lobby_without_operators(hub: Hub) -
     assert members(hub, "lobby") == {"alice": "", "bob": ""}
 
 
+def test_joining_the_lobby_makes_it_when_nobody_has_yet(hub: Hub) -> None:
+    # The web client logs in first and then joins the lobby, on a fresh server too.
+    register(hub, 1, "alice")
+    assert Joined in kinds(hub.handle(1, c.Join("Lobby"), 1.0), 1)
+    lobby = hub.room_named("lobby")
+    assert lobby is not None and lobby.permanent
+    assert members(hub, "lobby") == {"alice": ""}
+    assert refused(hub, 1, c.Join("elsewhere")) == e.NoSuchRoom("elsewhere")
+
+
 def test_lobby_name_follows_the_settings() -> None:
     hub = Hub(HubSettings(lobby="praca"), seed=1)
     register(hub, 1, "alice", lobby=True)

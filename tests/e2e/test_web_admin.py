@@ -356,6 +356,62 @@ async def test_an_account_with_the_operator_flag_is_an_operator_on_login(
     )
 
 
+@pytest.fixture
+def fresh(tmp_path: Any) -> Iterator[RunningServer]:
+    """A server nobody has entered yet: no lobby until someone joins it."""
+    s = start_server(tmp_path, ("line", "http"), config=CONFIG)
+    yield s
+    s.stop()
+
+
+async def test_the_admin_view_opened_before_the_lobby_is_joined_stays_open(
+    fresh: RunningServer, new_page: Any
+) -> None:
+    """The first to log in on a new server lands in the lobby (the client logs
+    in, then joins it). An operator quick enough to open Server admin before
+    that join is answered stays in it; the lobby is there behind it."""
+    srv = fresh
+    await asyncio.to_thread(
+        admin_console, srv, "accounts.create", name="quinn", password="quinns-secret", oper=True
+    )
+    page = await new_page()
+    held: list[str | bytes] = []
+    holding = True
+    routes: list[Any] = []
+
+    def route(ws: Any) -> None:
+        server = ws.connect_to_server()
+        routes.append(ws)
+
+        def from_server(message: str | bytes) -> None:
+            nonlocal holding
+            if holding and (held or json.loads(message).get("type") == "joined"):
+                held.append(message)  # the join's answer, and everything after it
+            else:
+                ws.send(message)
+
+        server.on_message(from_server)
+
+    await page.route_web_socket(re.compile(r"/ws$"), route)
+    await page.goto(base(srv))
+    await page.locator("#login-name").fill("quinn")
+    await page.locator("#login-password").fill("quinns-secret")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#status")).to_have_text("Connected as quinn")
+    await expect(page.locator("#admin-open")).to_be_visible()
+    await open_admin(page)
+    assert held, "the lobby's join was answered before the view opened"
+    holding = False
+    for message in held:
+        routes[-1].send(message)
+    await expect(page.locator("#admin-users li", has_text="quinn (you)")).to_be_visible()
+    await expect(page.locator("#admin")).to_be_visible()
+    await expect(page.locator("#title")).to_have_text("Server admin")
+    await page.locator("#admin-back").click()
+    await expect(page.locator("#title")).to_contain_text("lobby")
+    await expect(page.locator(".log:not([hidden])")).to_contain_text("You joined lobby")
+
+
 # -- everyone else ----------------------------------------------------------------------------
 
 

@@ -561,7 +561,8 @@ class Hub:
         if room is None:
             room = self.rooms.get(fold(cmd.room))
             if room is None:
-                if not cmd.create:
+                # The lobby is where everyone lands: joining it makes it, whoever comes first.
+                if not cmd.create and fold(cmd.room) != fold(self.settings.lobby):
                     # A name no room can have is a typo to point out, not a room to make.
                     if not valid_room(cmd.room):
                         raise e.RoomNameInvalid(cmd.room)

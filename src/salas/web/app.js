@@ -396,7 +396,12 @@
       const mark = addEvent(v, meta && meta.rejoin && v.ids.size ? `Back in ${m.room} (${here} here)` : `You joined ${m.room} (${here} here)`);
       v.joinMark = mark.li;
       v.joinSep = mark.sep;
-      if (!S.active || (meta && meta.show) || v.key === S.restore) show(v.key);
+      if (meta && meta.show) show(v.key);
+      else if (!S.active || v.key === S.restore) {
+        // Someone already in the admin view stays there; the room waits behind it.
+        if (S.admin) S.active = v.key;
+        else show(v.key);
+      }
       if (v.key === S.restore) S.restore = null;
       saveSession();
       send({ type: "list" }, { what: "list" });
