@@ -412,6 +412,28 @@ async def test_the_admin_view_opened_before_the_lobby_is_joined_stays_open(
     await expect(page.locator(".log:not([hidden])")).to_contain_text("You joined lobby")
 
 
+async def test_closing_the_room_in_view_from_the_admin_view_stays_in_it(
+    srv: RunningServer, new_page: Any
+) -> None:
+    page = await new_page()
+    await enter(page, srv, "otto")
+    await say(page, "/create doomed")
+    await expect(page.locator("#title")).to_contain_text("doomed")
+    await become_oper(page)
+    await open_admin(page)
+    await room_item(page, "doomed").get_by_role("button", name="Close room doomed").click()
+    await expect(page.locator("#confirm")).to_be_visible()
+    await page.locator("#confirm-go").click()
+    await expect(page.locator("#admin-note")).to_have_text("Room doomed was closed.")
+    await expect(room_item(page, "doomed")).to_have_count(0)
+    await expect(page.locator("#admin")).to_be_visible()
+    await expect(page.locator("#title")).to_have_text("Server admin")
+    await page.locator("#admin-back").click()
+    # Behind it, the room's page says what became of it.
+    await expect(page.locator("#title")).to_contain_text("doomed")
+    await expect(page.locator(".log:not([hidden])")).to_contain_text("closed")
+
+
 # -- everyone else ----------------------------------------------------------------------------
 
 
