@@ -634,6 +634,11 @@ class RedisBus:
         while True:
             await asyncio.sleep(RETRY)
             try:
+                # Connections idle in the pools still point at the Redis that
+                # went away: the next commands that ran at once would get them
+                # and fail (a second, false loss a few seconds later).
+                for client in (self._r, self._rd):
+                    await client.connection_pool.disconnect()
                 run_id = await self._redis_run_id()
                 restarted = run_id != self._run_id
                 if not restarted:
