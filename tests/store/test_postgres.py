@@ -230,3 +230,30 @@ def test_without_asyncpg_a_postgresql_url_says_what_to_install(
     cfg = from_dict({"store": {"url": "postgresql://salas@db.example/salas"}})
     with pytest.raises(StoreError, match=r"install salas\[postgres\]"):
         open_store(cfg, cfg.data_path())
+
+
+async def test_a_record_the_database_refuses_takes_nothing_else_with_it(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two nodes making the same room at the same moment can have the second's
+    insert refused by the index of live room names (``ON CONFLICT`` covers the
+    id only). That refusal, or any record's, drops that record alone: the
+    messages kept in the same turn are still kept."""
+    w = await Backend("postgres", url=pg_url).writer()
+    other = await asyncpg.connect(pg_url)
+    try:
+        w.store.submit(1, [room(1, "Sala"), (1, say(1, "Sala", "first"))])
+        await w.written(1)
+        # A live room named "fresh" under another id: a new one can't be kept.
+        await other.execute(pgs._SAVE_ROOM, *pgs.room_row(room(99, "fresh")))
+        w.store.submit(2, [(1, say(2, "Sala", "before")), room(2, "Fresh")])
+        w.store.submit(2, [(1, say(3, "Sala", "after"))])
+        await w.written(2)
+        answer = await w.ask(latest(1, "Sala"))
+        assert [m.text for m in answer.messages] == ["first", "before", "after"]
+        assert await other.fetchval("SELECT count(*) FROM rooms WHERE id = 2") == 0
+        dropped = [r.message for r in caplog.records if "refused and dropped" in r.message]
+        assert len(dropped) == 1 and "RoomRecord" in dropped[0], dropped
+    finally:
+        await other.close()
+        await w.store.close()

@@ -481,11 +481,11 @@ class PostgresStore:
         if records:
             try:
                 conn = await self._connection()
-                async with conn.transaction():
-                    await _write(conn, records)
-            except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as err:
-                # Not the database's fault: trying again can't help, and must not block the rest.
-                log.error("store: %d record(s) refused and dropped: %s", len(records), err)
+                try:
+                    async with conn.transaction():
+                        await _write(conn, records)
+                except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError):
+                    await _write_each(conn, records)
             except StoreError as err:
                 error = str(err)
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
@@ -577,6 +577,26 @@ def _count(status: str) -> int:
     """Rows a statement touched, from its status (``DELETE 12``)."""
     last = status.rsplit(" ", 1)[-1]
     return int(last) if last.isdigit() else 0
+
+
+async def _write_each(conn: asyncpg.Connection, records: list[Record]) -> None:
+    """After a refused transaction: each record on its own, so that one the
+    database refuses takes nothing else with it. Two nodes making the same
+    room at the same moment get here too (``ON CONFLICT`` covers the id, not
+    the index of live names); alone, the other's row is there to update."""
+    for record in records:
+        try:
+            async with conn.transaction():
+                await _write(conn, [record])
+        except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as err:
+            # Not the database's fault: trying again can't help, and must not block the rest.
+            log.error("store: a record refused and dropped (%s): %s", _what(record), err)
+
+
+def _what(record: Record) -> str:
+    if isinstance(record, tuple):
+        return f"message {record[1].id}"
+    return type(record).__name__
 
 
 async def _write(conn: asyncpg.Connection, records: list[Record]) -> None:
