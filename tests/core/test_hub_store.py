@@ -360,8 +360,9 @@ def test_messages_are_refused_while_the_store_cannot_write(pair: Hub) -> None:
     pair.store_ok = False
     assert refused(pair, 1, c.Say(None, "hi")) == e.StoreUnavailable()
     assert refused(pair, 1, c.Tell("bob", "hi")) == e.StoreUnavailable()
-    with pytest.raises(e.StoreUnavailable):
+    with pytest.raises(e.StoreUnavailable) as refusal:
         pair.check_register(1)
+    assert refusal.value.what == "accounts"  # said as such, not as a message not sent
 
 
 # -- history requests ---------------------------------------------------------------

@@ -452,6 +452,10 @@ def test_render_user_list(door: LineDoor) -> None:
             e.StoreUnavailable(),
             "Not sent: the server can't keep messages right now; try again soon",
         ),
+        (
+            e.StoreUnavailable("accounts"),
+            "Not done: the server can't keep accounts right now; try again soon",
+        ),
     ],
 )
 def test_render_errors_as_one_line(door: LineDoor, error: e.ChatError, text: str) -> None:

@@ -213,3 +213,6 @@ class TryLater(ChatError):
 @dataclass(eq=True)
 class StoreUnavailable(ChatError):
     """The history store can't write: messages are refused rather than lost."""
+
+    #: What was refused: "messages", or "accounts" (register, password changes).
+    what: str = "messages"

@@ -1083,7 +1083,7 @@ class Hub:
         if fold(user.name) in self.accounts:
             raise e.AccountExists(user.name)
         if not self.store_ok:
-            raise e.StoreUnavailable()
+            raise e.StoreUnavailable("accounts")
 
     def register_account(
         self, sid: int, password_hash: str, now: float, cmd: c.Command | None = None
@@ -1141,7 +1141,7 @@ class Hub:
         if user is None or account is None:
             return [Delivery((sid,), Failed(e.NotLoggedIn(), cmd))]
         if not self.store_ok:
-            return [Delivery((sid,), Failed(e.StoreUnavailable(), cmd))]
+            return [Delivery((sid,), Failed(e.StoreUnavailable("accounts"), cmd))]
         record = AccountRecord(
             account.key, account.name, password_hash, account.oper, account.created_at
         )
@@ -1458,7 +1458,7 @@ class Hub:
         if key in self.accounts:
             raise e.AccountExists(name)
         if not self.store_ok:
-            raise e.StoreUnavailable()
+            raise e.StoreUnavailable("accounts")
         record = AccountRecord(key, name, password_hash, oper, now)
         self.accounts[key] = record
         self.journal.append(record)
@@ -1498,7 +1498,7 @@ class Hub:
         if account is None:
             raise e.NoSuchAccount(name)
         if not self.store_ok:
-            raise e.StoreUnavailable()
+            raise e.StoreUnavailable("accounts")
         return account
 
     def _sessions_of(self, key: str) -> list[User]:

@@ -674,7 +674,7 @@ class RedisBus:
         self._since_up = time.monotonic()
         self._up.set()
         self._wake.set()
-        what = "restarted (its data is gone)" if restarted else "back"
+        what = "restarted" if restarted else "back"
         log.warning("bus: Redis is %s: %d entries written again", what, len(again))
         self._tell_operators("has its bus (Redis) back")
 

@@ -576,7 +576,7 @@ class Server:
         kept (accounts). With a bus the hubs don't judge their own store (their
         copies must agree), so this node does, as a hub would."""
         if not self.store_ok:
-            raise e.StoreUnavailable()
+            raise e.StoreUnavailable("accounts")
 
     async def call(self, method: str, *args: Any) -> Any:
         """One of the hub's named methods (core/operations.py), its events out;

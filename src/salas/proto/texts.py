@@ -99,6 +99,8 @@ def error_text(err: e.ChatError) -> str:
             return f"You are already logged in as {a}"
         case e.TryLater(reason=why):
             return f"Not now ({why}): try again in a moment"
-        case e.StoreUnavailable():
+        case e.StoreUnavailable(what="messages"):
             return "Not sent: the server can't keep messages right now; try again soon"
+        case e.StoreUnavailable(what=what):
+            return f"Not done: the server can't keep {what} right now; try again soon"
     return "That did not work"
